@@ -259,19 +259,22 @@ def validate(raw: Mapping[str, Any], path: str) -> Dict[str, Any]:
     return out
 
 
+_LOG_HINT = 'log-opts values are strings, e.g. max-size = "10m", max-file = "3", compress = "true"'
+
+
 def _check_log_opts(opts: Dict[str, str], path: str) -> None:
     for k, v in opts.items():
         if k == "max-size":
             try:
                 parse_size(v)
             except ValueError as e:
-                raise ConfigError(f"read config file `{path}`: log-opts `max-size`: {e}")
+                raise ConfigError(f"read config file `{path}`: log-opts `max-size`: {e}", _LOG_HINT)
         elif k == "max-file":
             if not v.isdigit() or int(v) < 1:
-                raise ConfigError(f"read config file `{path}`: log-opts `max-file`: `{v}` is not a positive integer")
+                raise ConfigError(f"read config file `{path}`: log-opts `max-file`: `{v}` is not a positive integer", _LOG_HINT)
         elif k == "compress":
             if v not in ("true", "false"):
-                raise ConfigError(f"read config file `{path}`: log-opts `compress`: expected \"true\" or \"false\"")
+                raise ConfigError(f"read config file `{path}`: log-opts `compress`: expected \"true\" or \"false\"", _LOG_HINT)
         elif k not in ("labels", "env", "tag", "mode", "max-buffer-size"):
             raise ConfigError(
                 f"read config file `{path}`: log-opts: unknown option `{k}`",
@@ -323,13 +326,24 @@ def finish(values: Dict[str, Any], source: Optional[str], env: Mapping[str, str]
     else:
         er = paths.default_exec_root(env)
         exec_root, warning = er.path, er.warning
+    # docker treats the loopback range as insecure by default (shown by `info`); so do we.
+    insecure = list(values.pop("insecure_registries", []))
+    if "127.0.0.0/8" not in insecure:
+        insecure.insert(0, "127.0.0.0/8")
     return Config(
         source=source,
-        data_root=os.path.abspath(os.path.expanduser(data_root)),
-        exec_root=os.path.abspath(os.path.expanduser(exec_root)),
+        insecure_registries=insecure,
+        data_root=_expand(data_root, env),
+        exec_root=_expand(exec_root, env),
         exec_root_warning=warning,
         **values,
     )
+
+
+def _expand(p: str, env: Mapping[str, str]) -> str:
+    if p == "~" or p.startswith("~/"):
+        p = paths.home(env) + p[1:]
+    return os.path.abspath(p)
 
 
 # --- daemon.json import -------------------------------------------------------------------------

@@ -168,8 +168,12 @@ def version(name: str) -> Optional[str]:
         res = run([exe, "--version"], check=False, timeout=5)
     except ToolError:
         return None
-    text = (res.stdout or res.stderr).decode("utf-8", "replace").strip()
-    return text.splitlines()[0] if text else "unknown version"
+    lines = (res.stdout or res.stderr).decode("utf-8", "replace").strip().splitlines()
+    if not lines:
+        return "unknown version"
+    # fuse-overlayfs prints fusermount's version first: prefer the line that names the tool
+    base = os.path.basename(exe)
+    return next((ln.strip() for ln in lines if ln.startswith(base)), lines[0].strip())
 
 
 def tool_versions(names: List[str]) -> Dict[str, Optional[str]]:

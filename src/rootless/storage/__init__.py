@@ -1,0 +1,1 @@
+"""Storage drivers: how a container's root filesystem is made from the image's layers."""

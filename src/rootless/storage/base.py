@@ -1,0 +1,147 @@
+"""The storage driver protocol, and what the three drivers share.
+
+A driver makes a container's root filesystem from the image's layers (bottom-first layer dirs,
+as ``image.pull.ensure_layers`` returns them) and the container's own writable layer, kept under
+``data_root/<overlay|vfs>/containers/<id>/``. Image layers are shared and never written.
+
+- ``prepare(container_id, layer_paths) -> RootfsPlan``: create the container's layer (idempotent:
+  `create` calls it, `start` calls it again) and return what the runtime does inside the
+  container's user + mount namespace to make the rootfs (the plan is executed there because
+  overlay and FUSE mounts of an unprivileged user are only possible in a namespace it owns).
+- ``read_file(container_id, layer_paths, path) -> bytes | None``: a small file as the container will
+  see it (/etc/passwd for ``-u name``) without mounting anything.
+- ``cleanup(container_id)``: remove the container's layer. Files there may belong to subordinate
+  uids (a process that ran as uid 1000 in the container wrote them), which the user cannot remove;
+  those are removed as root of a user namespace (``run_in_userns``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from typing import TYPE_CHECKING, List, Optional
+
+from rootless.errors import RootlessError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rootless.idmap import UserIds
+    from rootless.runtime import RootfsPlan
+
+
+class Driver:
+    """Base class: the directory layout and the removal every driver needs."""
+
+    name = ""
+    fmt = ""  # layer format: "overlay" or "vfs"
+
+    def __init__(self, data_root: str, ids: Optional["UserIds"] = None):
+        self.data_root = data_root
+        self._ids = ids
+
+    @property
+    def ids(self) -> "UserIds":
+        if self._ids is None:
+            from rootless import idmap
+
+            self._ids = idmap.load()
+        return self._ids
+
+    def containers_dir(self) -> str:
+        return os.path.join(self.data_root, self.fmt, "containers")
+
+    def container_dir(self, container_id: str) -> str:
+        from rootless.state import valid_id
+
+        if not valid_id(container_id):
+            raise RootlessError(f"use container id `{container_id}`: not a valid id")
+        return os.path.join(self.containers_dir(), container_id)
+
+    def prepare(self, container_id: str, layer_paths: List[str]) -> "RootfsPlan":  # pragma: no cover
+        raise NotImplementedError
+
+    def read_file(self, container_id: str, layer_paths: List[str], path: str) -> Optional[bytes]:  # pragma: no cover
+        raise NotImplementedError
+
+    def upper_dir(self, container_id: str) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def cleanup(self, container_id: str) -> None:
+        remove_tree(self.container_dir(container_id), self.ids)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _rmtree_as_root(path: str) -> None:
+    """Runs as root of a user namespace (module level: picklable for run_in_userns)."""
+    _open_up(path)
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        shutil.rmtree(path)
+
+
+def _open_up(path: str) -> None:
+    # overlay leaves work/work mode 000; rmtree needs to list every directory
+    for dirpath, dirnames, _ in os.walk(path):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            try:
+                st = os.lstat(p)
+                if stat.S_ISDIR(st.st_mode) and (st.st_mode & 0o700) != 0o700:
+                    os.chmod(p, 0o700)
+            except OSError:
+                pass
+
+
+def remove_tree(path: str, ids: "UserIds") -> None:
+    """Remove ``path`` and everything below it, also files owned by subordinate ids."""
+    if not os.path.lexists(path):
+        return
+    try:
+        _open_up(path)
+        shutil.rmtree(path)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass  # something belongs to a subuid: remove the rest as root of a user namespace
+    from rootless.runtime import run_in_userns
+
+    try:
+        run_in_userns(_rmtree_as_root, path, ids=ids)
+    except RootlessError as e:
+        raise RootlessError(
+            f"remove `{path}`: {e.message}",
+            "remove it by hand with `rootless unshare rm -rf PATH` or `podman unshare rm -rf PATH`",
+        )
+    except OSError as e:
+        raise RootlessError(f"remove `{path}`: {e.strerror}", "check the permissions of its files")
+
+
+def safe_read(root: str, rel: str, limit: int = 1 << 20) -> Optional[bytes]:
+    """Read ``root/rel`` without following a symlink anywhere on the way (None if absent or not a file)."""
+    parts = [p for p in rel.split("/") if p and p != "."]
+    if any(p == ".." for p in parts):
+        return None
+    cur = root
+    for i, p in enumerate(parts):
+        cur = os.path.join(cur, p)
+        try:
+            st = os.lstat(cur)
+        except OSError:
+            return None
+        last = i == len(parts) - 1
+        if last and not stat.S_ISREG(st.st_mode):
+            return None
+        if not last and not stat.S_ISDIR(st.st_mode):
+            return None
+    try:
+        fd = os.open(cur, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            return f.read(limit)
+    except OSError:
+        return None
