@@ -40,10 +40,10 @@ fi
 stamp="$VENV/.requirements.sha256"
 want=$(cat "$here/requirements/test.txt" "$here/requirements/vendor.txt" | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "setup: creating $VENV"
-  rm -rf "$VENV"
-  /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$here/requirements/test.txt"
+  echo "setup: preparing $VENV"
+  [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$here/requirements/test.txt" 2>&1 \
+    | { grep -v "^WARNING: Location 'file:" || true; }
   echo "$want" > "$stamp"
 fi
 chmod -R a+rX "$VENV"

@@ -5,8 +5,8 @@ import os
 import pwd
 
 import pytest
-from conftest import has_subuid
 
+from conftest import has_subuid
 from rootless import config, sysinfo
 
 pytestmark = pytest.mark.nosubuid

@@ -224,7 +224,7 @@ class Config:
 
 def _load_toml(text: str, path: str) -> Dict[str, Any]:
     try:
-        import tomllib  # type: ignore[import-not-found]
+        import tomllib  # type: ignore[import-not-found]  # novermin
     except ImportError:  # Python < 3.11: the vendored tomli
         import tomli as tomllib  # type: ignore[no-redef]
     try:
