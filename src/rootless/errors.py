@@ -5,7 +5,9 @@ Messages follow crun's shape: lowercase, ``verb `object`: reason``. A hint says 
 
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 # Exit statuses as docker uses them.
 EXIT_ENGINE = 125  # the engine itself failed (bad flag, pull error, setup error)
