@@ -18,7 +18,10 @@ fi
 
 PKGS=(uidmap slirp4netns fuse-overlayfs fuse3 docker-registry skopeo busybox-static iproute2 crun
       nftables python3 python3-venv python3-pip zstd attr openssl apache2-utils ca-certificates
-      procps util-linux psmisc)
+      procps util-linux psmisc
+      # the cgroup v2 VM (tests/cgroupvm): qemu, depmod for the guest kernel's modules, and udev,
+      # without which virtme-ng loses the guest command's output and exit status
+      qemu-system-x86 kmod udev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
