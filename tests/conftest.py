@@ -115,12 +115,4 @@ def rl(test_env) -> Rootless:
     return Rootless(test_env, test_env["HOME"])
 
 
-def has_subuid() -> bool:
-    import pwd
-
-    name = pwd.getpwuid(os.getuid()).pw_name
-    try:
-        with open("/etc/subuid") as f:
-            return any(line.split(":")[0] in (name, str(os.getuid())) for line in f if line.strip())
-    except OSError:
-        return False
+from fixtures.users import has_subuid  # noqa: E402,F401  (kept importable from conftest)

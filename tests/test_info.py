@@ -6,7 +6,7 @@ import pwd
 
 import pytest
 
-from conftest import has_subuid
+from fixtures.users import has_subuid
 from rootless import config, sysinfo
 
 pytestmark = pytest.mark.nosubuid
