@@ -9,7 +9,12 @@ Public API (everything the engine and the OCI runtime CLI use; nothing else is p
 - ``spawn(spec, ids=, rootfs_plan=, stdio=, on_ready=, name=) -> Process``.
 - ``Process``: ``pid``, ``wait()``, ``poll()``, ``kill(sig)``, ``pty_master``, ``helper_pids``.
 - ``run_in_userns(fn, *args, ids=, mount_ns=False)`` (re-exported from ``runtime.userns``).
-- ``ids_for_current_user()``, ``proc_start_time(pid)``, ``DEFAULT_CAPABILITIES``.
+- ``ids_for_current_user()``, ``proc_start_time(pid)``, ``DEFAULT_CAPABILITIES``,
+  ``ANNOTATION_INIT`` (``"io.rootless.init": "true"`` in spec.annotations: our reaping pid 1).
+- ``runtime.console.proxy(master, process)``: relay a terminal to ``Process.pty_master`` (raw
+  mode, SIGWINCH), returns the exit code; what ``run -t`` needs.
+- Lower level, for other namespace helpers: ``runtime.userns.start_child(entry, payload,
+  pass_fds)`` (fork, or re-exec when threaded) and ``runtime.userns.wait_status(pid)``.
 
 The stages, as DESIGN.md draws them (``parent`` = the caller of ``spawn``)::
 
@@ -121,7 +126,7 @@ class Stdio:
 def spawn(
     spec: dict,
     *,
-    ids: "UserIds",
+    ids: UserIds,
     rootfs_plan: Optional[RootfsPlan] = None,
     stdio: Optional[Stdio] = None,
     on_ready: Optional[Callable[[int], None]] = None,
@@ -129,7 +134,7 @@ def spawn(
     bundle: Optional[str] = None,
     exec_fifo: Optional[str] = None,
     proc: str = "/proc",
-) -> "Process":
+) -> Process:
     """Start the container described by ``spec`` and return its init process.
 
     - ``spec``: an OCI runtime-spec config as a dict. ``root.path`` is the rootfs (relative paths
@@ -167,14 +172,14 @@ def spawn(
     )
 
 
-def run_in_userns(fn: Callable, *args, ids: "UserIds", mount_ns: bool = False, **kw):
+def run_in_userns(fn: Callable, *args, ids: UserIds, mount_ns: bool = False, **kw):
     """Run module-level ``fn(*args, **kw)`` as root in a new user namespace; see runtime.userns."""
     from rootless.runtime import userns
 
     return userns.run_in_userns(fn, *args, ids=ids, mount_ns=mount_ns, **kw)
 
 
-def ids_for_current_user() -> "UserIds":
+def ids_for_current_user() -> UserIds:
     """The calling user's ids and subordinate ranges (rootless.idmap.load())."""
     from rootless import idmap
 

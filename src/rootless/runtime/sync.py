@@ -9,6 +9,7 @@ A file descriptor (the pty master) travels beside a message with SCM_RIGHTS.
 from __future__ import annotations
 
 import json
+import os
 import socket
 from dataclasses import asdict, dataclass, fields
 from typing import Dict, Optional, Tuple, Type
@@ -128,8 +129,6 @@ def recv_with_fd(sock: socket.socket, timeout: Optional[float] = None):
 
 
 def _close(fd: int) -> None:
-    import os
-
     try:
         os.close(fd)
     except OSError:

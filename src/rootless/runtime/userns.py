@@ -20,14 +20,10 @@ RootlessError naming it.
 from __future__ import annotations
 
 import os
-import pickle
 import signal
-import subprocess
 import sys
-import traceback
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from rootless import tools
 from rootless.errors import RootlessError, RuntimeSetupError
 from rootless.idmap import IdMapping, UserIds
 from rootless.linux import syscalls
@@ -111,6 +107,8 @@ def write_self_maps(uid_map: IdMapping, gid_map: IdMapping, proc: str = "/proc")
 
 def newidmaps(pid: int, uid_maps: Sequence[IdMapping], gid_maps: Sequence[IdMapping]) -> None:
     """Write the maps of process ``pid`` with newuidmap and newgidmap, run in parallel."""
+    from rootless import tools
+
     procs = []
     for tool, maps in (("newuidmap", uid_maps), ("newgidmap", gid_maps)):
         argv = [tool, str(pid)] + _flat(maps)
@@ -166,8 +164,14 @@ def map_child(pid: int, ctl, uid_maps, gid_maps) -> None:
     sync.send(ctl, sync.MapDone())
 
 
-def enter_userns(flags: int, ctl, self_map: Optional[Tuple[IdMapping, IdMapping]], proc: str = "/proc") -> None:
-    """Child side: unshare(flags, which include CLONE_NEWUSER), get mapped, become root inside."""
+def enter_userns(flags: int, ctl, self_map: Optional[Tuple[IdMapping, IdMapping]], proc: str = "/proc",
+                 early_flags: int = 0) -> None:
+    """Child side: unshare(flags, which include CLONE_NEWUSER), get mapped, become root inside.
+
+    ``early_flags``: more namespaces to unshare while the parent runs newuidmap/newgidmap (we have
+    every capability in the new user namespace before our ids are mapped): creating a network
+    namespace overlaps the two setuid execs instead of following them.
+    """
     try:
         syscalls.unshare(flags)
     except OSError as e:
@@ -175,14 +179,24 @@ def enter_userns(flags: int, ctl, self_map: Optional[Tuple[IdMapping, IdMapping]
         if e.errno == 22 and flags & syscalls.CLONE_NEWUSER and not is_single_threaded(proc):
             hint = "the process has threads; this is a bug in rootless, please report it"
         raise RuntimeSetupError(f"unshare `user` namespace: {e.strerror}", hint)
+    early_error: Optional[RuntimeSetupError] = None
     if self_map is not None:
         write_self_maps(self_map[0], self_map[1], proc)
     else:
         sync.send(ctl, sync.MapPlease())
+    if early_flags:
+        try:
+            syscalls.unshare(early_flags)
+        except OSError as e:
+            kinds = [k for k, f in syscalls.NAMESPACE_FLAGS.items() if early_flags & f]
+            early_error = RuntimeSetupError(f"unshare `{', '.join(kinds)}` namespaces: {e.strerror}", USERNS_HINT)
+    if self_map is None:
         msg = sync.recv(ctl)
         if not isinstance(msg, sync.MapDone):
             # The parent failed to map us and raised the error itself; nothing to add.
             os._exit(125)
+    if early_error is not None:
+        raise early_error
     # Our uid was mapped to 0: we are root in the namespace with its full capability set.
     # setresuid makes saved ids 0 too; drop the host's supplementary groups where allowed.
     try:
@@ -210,12 +224,15 @@ _BOOT = (
 )
 
 
-def start_child(entry: Callable, payload: tuple, pass_fds: Sequence[int], proc: str = "/proc") -> int:
+def start_child(entry: Callable, payload: tuple, pass_fds: Sequence[int], proc: str = "/proc",
+                close_in_child: Sequence[int] = ()) -> int:
     """Run ``entry(*payload)`` in a new process and return its pid; ``entry`` must never return.
 
     Forks when this process has one thread; otherwise re-executes the interpreter with our
     sys.path and hands it ``entry`` by reference and ``payload`` pickled, over a pipe. The fds
-    in ``pass_fds`` keep their numbers in the child.
+    in ``pass_fds`` keep their numbers in the child. ``close_in_child``: the caller's own ends of
+    its channels, closed in a forked child (a re-executed one never has them), so that the
+    child sees EOF when the caller goes away.
     """
     if is_single_threaded(proc):
         for stream in (sys.stdout, sys.stderr):
@@ -225,9 +242,16 @@ def start_child(entry: Callable, payload: tuple, pass_fds: Sequence[int], proc: 
                 pass
         pid = os.fork()
         if pid == 0:
+            for fd in close_in_child:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             try:
                 entry(*payload)
             except BaseException:  # noqa: BLE001 - never return into the caller's code
+                import traceback
+
                 traceback.print_exc()
             os._exit(125)
         return pid
@@ -236,6 +260,8 @@ def start_child(entry: Callable, payload: tuple, pass_fds: Sequence[int], proc: 
 
 def _reexec(entry: Callable, payload: tuple, pass_fds: Sequence[int]) -> int:
     import json
+    import pickle
+    import subprocess
 
     ref = f"{entry.__module__}:{entry.__qualname__}"
     blob = json.dumps(list(sys.path)).encode() + b"\n" + pickle.dumps((ref, payload), protocol=pickle.HIGHEST_PROTOCOL)
@@ -286,6 +312,8 @@ def run_in_userns(fn: Callable, *args: Any, ids: UserIds, mount_ns: bool = False
 
     Returns fn's return value (it must pickle). See the module docstring.
     """
+    import pickle
+
     module = getattr(fn, "__module__", None)
     qual = getattr(fn, "__qualname__", "")
     if not module or module == "__main__" or "<locals>" in qual or "<lambda>" in qual:
@@ -304,6 +332,7 @@ def run_in_userns(fn: Callable, *args: Any, ids: UserIds, mount_ns: bool = False
             (f"{module}:{qual}", args, kw, flags, self_map, ctl_child.fileno(), res_w, os.getpid(), proc),
             pass_fds=(ctl_child.fileno(), res_w),
             proc=proc,
+            close_in_child=(ctl_parent.fileno(), res_r),
         )
     except BaseException:
         ctl_parent.close()
@@ -383,7 +412,9 @@ def _resolve(ref: str) -> Callable:
 
 def _userns_child(ref: str, args: tuple, kw: dict, flags: int, self_map, ctl_fd: int, res_fd: int, ppid: int, proc: str) -> None:
     """The child of run_in_userns: never returns."""
+    import pickle
     import socket
+    import traceback
 
     try:
         syscalls.set_pdeathsig(signal.SIGKILL)
