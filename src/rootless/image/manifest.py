@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform as _platform
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from rootless.errors import ImageError, UsageError
 
@@ -62,7 +62,7 @@ class Platform:
         return s + (f"/{self.variant}" if self.variant else "")
 
     @staticmethod
-    def from_json(d: Optional[Dict[str, Any]]) -> Optional["Platform"]:
+    def from_json(d: Optional[Dict[str, Any]]) -> Optional[Platform]:
         if not d:
             return None
         return Platform(str(d.get("os", "")), str(d.get("architecture", "")), str(d.get("variant", "") or ""),
@@ -79,7 +79,7 @@ class Descriptor:
     annotations: Dict[str, str] = field(default_factory=dict)
 
     @staticmethod
-    def from_json(d: Dict[str, Any], where: str) -> "Descriptor":
+    def from_json(d: Dict[str, Any], where: str) -> Descriptor:
         try:
             return Descriptor(
                 str(d.get("mediaType", "")), str(d["digest"]), int(d["size"]),

@@ -93,16 +93,16 @@ class Reference:
             s += "@" + self.digest
         return s
 
-    def with_default_tag(self) -> "Reference":
+    def with_default_tag(self) -> Reference:
         """docker's TagNameOnly: add ``latest`` when there is neither a tag nor a digest."""
         if self.tag is None and self.digest is None:
             return Reference(self.domain, self.path, DEFAULT_TAG, None)
         return self
 
-    def with_tag(self, tag: str) -> "Reference":
+    def with_tag(self, tag: str) -> Reference:
         return Reference(self.domain, self.path, tag, None)
 
-    def with_digest(self, digest: str) -> "Reference":
+    def with_digest(self, digest: str) -> Reference:
         return Reference(self.domain, self.path, None, digest)
 
     @property

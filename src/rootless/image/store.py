@@ -71,7 +71,7 @@ class LayerRecord:
         return d
 
     @staticmethod
-    def from_json(d: Dict[str, Any]) -> "LayerRecord":
+    def from_json(d: Dict[str, Any]) -> LayerRecord:
         return LayerRecord(d["digest"], d["mediaType"], int(d["size"]), d["diffId"],
                            int(d.get("uncompressedSize", -1)), tuple(d.get("urls") or ()))
 
@@ -151,10 +151,13 @@ class DigestMismatch(ImageError):
 class BlobWriter:
     """Stream a blob into ``tmp/``; ``commit()`` checks the digest, fsyncs and renames it in place."""
 
-    def __init__(self, store: "ImageStore", digest: str, expected_size: int = -1):
+    def __init__(self, store: ImageStore, digest: Optional[str], expected_size: int = -1):
+        """``digest`` None: content of unknown digest (a load); ``commit()`` names it by its hash."""
+        import threading
+
         self.store = store
         self.digest = digest
-        self.hex = check_digest(digest)
+        self.hex = check_digest(digest) if digest is not None else f"unknown-{threading.get_ident()}"
         self.expected_size = expected_size
         self.tmp = os.path.join(store.tmp_dir, f"{self.hex}.{os.getpid()}.partial")
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -168,13 +171,15 @@ class BlobWriter:
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
-        if 0 <= self.expected_size < self.size:
+        if 0 <= self.expected_size < self.size and self.digest is not None:
             got = "sha256:" + self.hasher.hexdigest()
             self.abort()
             raise DigestMismatch(self.digest, f"{got} (more than {self.expected_size} bytes so far)", self.size)
 
     def commit(self) -> str:
         got = "sha256:" + self.hasher.hexdigest()
+        if self.digest is None:
+            self.digest = got
         if got != self.digest or (self.expected_size >= 0 and self.size != self.expected_size):
             self.abort()
             raise DigestMismatch(self.digest, got, self.size)
@@ -184,6 +189,9 @@ class BlobWriter:
             os.close(self.fd)
             self.fd = -1
         dest = self.store.blob_path(self.digest)
+        if os.path.exists(dest):  # someone else stored the same content meanwhile
+            os.unlink(self.tmp)
+            return dest
         os.rename(self.tmp, dest)
         paths.fsync_dir(os.path.dirname(dest))
         return dest
@@ -214,7 +222,7 @@ class ImageStore:
         self._ready = False
 
     # --- setup -----------------------------------------------------------------------------
-    def ensure(self) -> "ImageStore":
+    def ensure(self) -> ImageStore:
         """Create the layout (for writers) and check the storage version."""
         if self._ready:
             return self
@@ -293,6 +301,16 @@ class ImageStore:
                         pass
             yield
 
+    @contextlib.contextmanager
+    def layer_lock(self, fmt: str, chain_id: str) -> Iterator[None]:
+        """One unpacker per layer and format (two pulls of one image unpack it once)."""
+        hexd = check_digest(chain_id)
+        if fmt not in ("overlay", "vfs"):
+            raise ImageError(f"unpack layer `{chain_id}`: unknown layer format `{fmt}`", "this is a bug in rootless")
+        self.ensure()
+        with self._flock(os.path.join(self.lock_dir, f"layer-{fmt}-{hexd}.lock"), fcntl.LOCK_EX):
+            yield
+
     # --- blobs -----------------------------------------------------------------------------
     def blob_path(self, digest: str) -> str:
         return os.path.join(self.blob_dir, check_digest(digest))
@@ -308,7 +326,7 @@ class ImageStore:
             raise ImageError(f"read blob `{digest}`: not in the store",
                              "the store lost a blob; remove the image and pull it again")
 
-    def blob_writer(self, digest: str, expected_size: int = -1) -> BlobWriter:
+    def blob_writer(self, digest: Optional[str], expected_size: int = -1) -> BlobWriter:
         self.ensure()
         return BlobWriter(self, digest, expected_size)
 
@@ -414,7 +432,10 @@ class ImageStore:
             img = self._image(iid, refs)
             if img is not None:
                 out.append(img)
-        out.sort(key=lambda i: (i.added, i.created), reverse=True)
+        from rootless.image.progress import parse_time
+
+        # docker lists the newest image (by its Created time) first
+        out.sort(key=lambda i: (parse_time(i.created) or 0.0, i.added), reverse=True)
         return out
 
     def add_image(self, config_digest: str, layers: List[LayerRecord], *, manifest_digest: Optional[str] = None,
@@ -433,7 +454,8 @@ class ImageStore:
         size = sum(max(layer.uncompressed_size, 0) for layer in layers)
         with self.lock():
             old = self._read_record(config_digest)
-            rec = {
+            rec = dict(old or {})
+            rec.update({
                 "id": config_digest,
                 "layers": [layer.to_json() for layer in layers],
                 "size": size,
@@ -441,7 +463,7 @@ class ImageStore:
                 "manifestMediaType": manifest_media_type,
                 "indexDigest": index_digest,
                 "added": (old or {}).get("added") or time.time(),
-            }
+            })
             if old and not manifest_digest:
                 # a load does not know the registry's manifest; keep what a pull recorded
                 for k in ("manifestDigest", "manifestMediaType", "indexDigest"):
@@ -464,6 +486,18 @@ class ImageStore:
             rec["layers"] = [layer.to_json() for layer in layers]
             rec["size"] = sum(max(layer.uncompressed_size, 0) for layer in layers)
             paths.atomic_write(self._record_path(image_id), json.dumps(rec, indent=1).encode(), 0o600)
+
+    def update_record(self, image_id: str, **fields: Any) -> None:
+        """Set extra fields of a record (e.g. ``pushLayers``); ``extraBlobs`` are kept by GC."""
+        with self.lock():
+            rec = self._read_record(image_id)
+            if rec is None:
+                return
+            rec.update(fields)
+            paths.atomic_write(self._record_path(image_id), json.dumps(rec, indent=1).encode(), 0o600)
+
+    def record(self, image_id: str) -> Dict[str, Any]:
+        return self._read_record(image_id) or {}
 
     def tag(self, image_id: str, full_ref: str) -> None:
         with self.lock():
@@ -541,8 +575,8 @@ class ImageStore:
         return img
 
     # --- garbage collection ----------------------------------------------------------------
-    def gc(self, layer_remove: Optional[Callable[[str], None]] = None) -> int:
-        """Remove blobs (and, via ``layer_remove``, unpacked layers) no image refers to.
+    def gc(self) -> int:
+        """Remove blobs no image refers to; returns the bytes freed.
 
         Skipped (returns -1) while a pull or load holds ``using_blobs``: its blobs have no record yet.
         """
@@ -552,9 +586,7 @@ class ImageStore:
                 return -1
             with self.lock():
                 keep = set()
-                keep_chains = set()
                 for iid in self.ids():
-                    img = self.get(iid)
                     rec = self._read_record(iid)
                     if rec is None:
                         continue
@@ -566,8 +598,6 @@ class ImageStore:
                             keep.add(str(rec[k])[7:])
                     for extra in rec.get("extraBlobs") or []:
                         keep.add(str(extra)[7:])
-                    if img is not None:
-                        keep_chains.update(img.chain_ids)
                 freed = 0
                 for name in _listdir(self.blob_dir):
                     if name not in keep and _HEX64.match(name):
@@ -577,20 +607,51 @@ class ImageStore:
                             os.unlink(p)
                         except OSError:
                             pass
+                # partial downloads: no pull or load runs (they hold gc.lock shared), so all are stale
+                for name in _listdir(self.tmp_dir):
+                    p = os.path.join(self.tmp_dir, name)
+                    try:
+                        if name.endswith(".partial") or time.time() - os.stat(p).st_mtime > 86400:
+                            os.unlink(p)
+                    except OSError:
+                        pass
+                # lock files: safe to drop now, no pull or unpack holds one (they hold gc.lock shared)
                 for name in _listdir(self.lock_dir):
-                    if name.endswith(".lock") and name[:-5] not in keep:
-                        try:
-                            os.unlink(os.path.join(self.lock_dir, name))
-                        except OSError:
-                            pass
-                if layer_remove is not None:
-                    layer_remove_keep(layer_remove, keep_chains)
+                    try:
+                        os.unlink(os.path.join(self.lock_dir, name))
+                    except OSError:
+                        pass
                 return freed
 
+    def remove_image(self, image: Image) -> List[str]:
+        """Delete ``image``'s record and refs, its unpacked layers no other image uses, and its
+        unshared blobs. Returns the removed layer chain ids (what docker prints as ``Deleted:``)."""
+        orphans = self.orphan_chains(image)
+        self.delete_record(image.id)
+        removed: List[str] = []
+        if orphans:
+            from rootless.storage.layers import LayerStore
 
-def layer_remove_keep(remove: Callable[[str], None], keep_chains: Any) -> None:
-    """``remove`` is called with the set of chain ids to keep (the caller knows its layer dirs)."""
-    remove(keep_chains)  # type: ignore[arg-type]
+            for fmt in ("overlay", "vfs"):
+                ls = LayerStore(self.data_root, fmt)
+                for c in reversed(orphans):
+                    if ls.exists(c):
+                        ls.remove(c)
+                        if c not in removed:
+                            removed.append(c)
+        self.gc()
+        return removed
+
+    def orphan_chains(self, image: Image) -> List[str]:
+        """Chain ids of ``image`` that no other image uses (their unpacked layers can go)."""
+        used = set()
+        for iid in self.ids():
+            if iid == image.id:
+                continue
+            other = self.get(iid)
+            if other is not None:
+                used.update(other.chain_ids)
+        return [c for c in image.chain_ids if c not in used]
 
 
 def _repo_of(full_ref: str) -> str:

@@ -1,0 +1,153 @@
+"""Pull/push progress as docker shows it, plus docker's size and duration formats (go-units).
+
+On a terminal each layer has its own line, redrawn in place (``a3ed95caeb02: Downloading [==>  ]
+1.2MB/3.4MB``); otherwise each status is printed once as a plain line; quiet prints nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Dict, List, Optional, TextIO
+
+_UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+
+
+def human_size(size: float, precision: int = 3) -> str:
+    """go-units HumanSizeWithPrecision: decimal units, ``%.{precision}g``: 4.26MB, 1.24kB, 0B."""
+    i = 0
+    size = float(size)
+    while size >= 1000.0 and i < len(_UNITS) - 1:
+        size /= 1000.0
+        i += 1
+    return f"{size:.{precision}g}{_UNITS[i]}"
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration (``docker images`` CREATED, without " ago")."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600 / 24 / 365)} years"
+
+
+def parse_time(text: str) -> Optional[float]:
+    """An RFC 3339 timestamp (nanoseconds allowed) -> epoch seconds."""
+    import datetime
+    import re
+
+    if not text:
+        return None
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text.strip())
+    if not m:
+        return None
+    base = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
+    tz = m.group(3) or "Z"
+    if tz == "Z":
+        off = datetime.timedelta(0)
+    else:
+        sign = 1 if tz[0] == "+" else -1
+        off = sign * datetime.timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
+    dt = base.replace(tzinfo=datetime.timezone(off))
+    frac = float("0" + m.group(2)) if m.group(2) else 0.0
+    return dt.timestamp() + frac
+
+
+def since(text: str, now: Optional[float] = None) -> str:
+    t = parse_time(text)
+    if t is None:
+        return "N/A"
+    return human_duration((now or time.time()) - t) + " ago"
+
+
+def bar(current: int, total: int, width: int = 50) -> str:
+    if total <= 0:
+        return ""
+    n = int(width * min(current, total) / total)
+    arrow = ">" if n < width else ""
+    if n >= width:
+        n = width
+    return "[" + "=" * n + arrow + " " * (width - n - len(arrow)) + "]"
+
+
+class Progress:
+    """Per-layer status lines; thread-safe (layers download in parallel)."""
+
+    def __init__(self, out: Optional[TextIO] = None, quiet: bool = False, tty: Optional[bool] = None):
+        self.out = out if out is not None else sys.stdout
+        self.quiet = quiet
+        if tty is None:
+            try:
+                tty = self.out.isatty()
+            except (AttributeError, ValueError):
+                tty = False
+        self.tty = bool(tty)
+        self._rows: List[str] = []
+        self._text: Dict[str, str] = {}
+        self._last: Dict[str, str] = {}
+        self._last_draw: Dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def message(self, text: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            self.out.write(text + "\n")
+            self.out.flush()
+            if self.tty:
+                # rows above this line are now fixed
+                self._rows = []
+                self._text = {}
+
+    def layer(self, ident: str, status: str, current: int = -1, total: int = -1) -> None:
+        """``ident``: the 12-hex short id. ``current``/``total``: bytes, for a progress bar."""
+        if self.quiet:
+            return
+        with self._lock:
+            if not self.tty:
+                if current >= 0:
+                    return  # no byte counts in plain mode, as docker's non-tty output
+                if self._last.get(ident) == status:
+                    return
+                self._last[ident] = status
+                self.out.write(f"{ident}: {status}\n")
+                self.out.flush()
+                return
+            text = f"{ident}: {status}"
+            if current >= 0:
+                now = time.monotonic()
+                if now - self._last_draw.get(ident, 0.0) < 0.1 and current < total:
+                    return
+                self._last_draw[ident] = now
+                b = bar(current, total)
+                text += f" {b} {human_size(current)}/{human_size(total)}" if total > 0 else f" {human_size(current)}"
+            if ident not in self._text:
+                self._rows.append(ident)
+                self._text[ident] = text
+                self.out.write(text + "\n")
+            else:
+                self._text[ident] = text
+                up = len(self._rows) - self._rows.index(ident)
+                self.out.write(f"\x1b[{up}A\r\x1b[2K{text}\r\x1b[{up}B")
+            self.out.flush()
