@@ -36,7 +36,7 @@ import stat
 import tarfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Dict, Iterator, List, Optional, Set, Tuple
+from typing import IO, Dict, List, Optional, Set, Tuple
 
 from rootless.errors import ImageError
 
@@ -977,7 +977,3 @@ def tree_size(path: str) -> int:
 
     walk(path)
     return total
-
-
-def iter_layer_media_types() -> Iterator[str]:
-    return iter(LAYER_MEDIA_TYPES)
