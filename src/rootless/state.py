@@ -10,12 +10,12 @@ each container has a lock file (flock) that serialises start/stop/rm of that con
 from __future__ import annotations
 
 import contextlib
-import datetime
 import errno
 import fcntl
 import json
 import os
 import re
+import time
 from typing import Any, Dict, Iterator, List, Optional
 
 from rootless import paths
@@ -29,7 +29,9 @@ Record = Dict[str, Any]
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 UTC with microseconds, as docker shows times (without importing datetime)."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def new_id() -> str:
@@ -131,7 +133,7 @@ class Store:
         return self._flock(os.path.join(self.root, ".lock"))
 
     # --- records ----------------------------------------------------------------------------------
-    def create(self, record: Record) -> None:
+    def create(self, record: Record, durable: bool = True) -> None:
         """Make the container's directory and first record; the name must be free."""
         cid = record["Id"]
         d = self.dir(cid)
@@ -145,7 +147,7 @@ class Store:
                     exit_code=125,
                 )
             os.mkdir(d, 0o700)
-            self.save(record)
+            self.save(record, durable=durable)
 
     def save(self, record: Record, durable: bool = True) -> None:
         data = json.dumps(record, indent=None, separators=(",", ":")).encode()

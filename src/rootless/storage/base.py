@@ -4,7 +4,7 @@ A driver makes a container's root filesystem from the image's layers (bottom-fir
 as ``image.pull.ensure_layers`` returns them) and the container's own writable layer, kept under
 ``data_root/<overlay|vfs>/containers/<id>/``. Image layers are shared and never written.
 
-- ``prepare(container_id, layer_paths) -> RootfsPlan``: create the container's layer (idempotent:
+- ``prepare(container_id, layer_paths, volatile=False) -> RootfsPlan``: create the container's layer (idempotent:
   `create` calls it, `start` calls it again) and return what the runtime does inside the
   container's user + mount namespace to make the rootfs (the plan is executed there because
   overlay and FUSE mounts of an unprivileged user are only possible in a namespace it owns).
@@ -35,12 +35,12 @@ class Driver:
     name = ""
     fmt = ""  # layer format: "overlay" or "vfs"
 
-    def __init__(self, data_root: str, ids: Optional["UserIds"] = None):
+    def __init__(self, data_root: str, ids: Optional[UserIds] = None):
         self.data_root = data_root
         self._ids = ids
 
     @property
-    def ids(self) -> "UserIds":
+    def ids(self) -> UserIds:
         if self._ids is None:
             from rootless import idmap
 
@@ -57,7 +57,9 @@ class Driver:
             raise RootlessError(f"use container id `{container_id}`: not a valid id")
         return os.path.join(self.containers_dir(), container_id)
 
-    def prepare(self, container_id: str, layer_paths: List[str]) -> "RootfsPlan":  # pragma: no cover
+    def prepare(self, container_id: str, layer_paths: List[str], volatile: bool = False) -> RootfsPlan:  # pragma: no cover
+        """``volatile``: the layer is thrown away after one run (--rm), so it need not survive a crash
+        and nothing is synced to disk for it (overlay's `volatile`, fuse-overlayfs's `fsync=0`)."""
         raise NotImplementedError
 
     def read_file(self, container_id: str, layer_paths: List[str], path: str) -> Optional[bytes]:  # pragma: no cover
@@ -94,7 +96,7 @@ def _open_up(path: str) -> None:
                 pass
 
 
-def remove_tree(path: str, ids: "UserIds") -> None:
+def remove_tree(path: str, ids: UserIds) -> None:
     """Remove ``path`` and everything below it, also files owned by subordinate ids."""
     if not os.path.lexists(path):
         return
@@ -145,3 +147,20 @@ def safe_read(root: str, rel: str, limit: int = 1 << 20) -> Optional[bytes]:
             return f.read(limit)
     except OSError:
         return None
+
+
+def get_driver(name: str, data_root: str, ids: Optional[UserIds] = None) -> Driver:
+    """The driver called ``name`` (overlay2, fuse-overlayfs, vfs)."""
+    if name == "overlay2":
+        from rootless.storage.overlay import OverlayDriver
+
+        return OverlayDriver(data_root, ids)
+    if name == "fuse-overlayfs":
+        from rootless.storage.fuse_overlayfs import FuseOverlayDriver
+
+        return FuseOverlayDriver(data_root, ids)
+    if name == "vfs":
+        from rootless.storage.vfs import VfsDriver
+
+        return VfsDriver(data_root, ids)
+    raise RootlessError(f"use storage driver `{name}`: unknown driver", "use overlay2, fuse-overlayfs or vfs")

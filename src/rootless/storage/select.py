@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -83,7 +81,7 @@ def _cache_path(data_root: str) -> str:
 
 def probe_overlay(data_root: str, use_cache: bool = True):
     """Mount a tiny overlay (userxattr) in a new user namespace on data-root's filesystem."""
-    key = f"{PROBE_VERSION}:{platform.release()}:{_fs_id(data_root)}"
+    key = f"{PROBE_VERSION}:{os.uname().release}:{_fs_id(data_root)}"  # os.uname: `platform` costs an import on `run`
     cache = _cache_path(data_root)
     if use_cache:
         try:
@@ -118,6 +116,8 @@ def _probe_overlay_now(data_root: str):
     base = data_root
     while base and not os.path.isdir(base):
         base = os.path.dirname(base)
+    import tempfile
+
     try:
         tmp = tempfile.mkdtemp(prefix=".overlay-probe-", dir=base or None)
     except OSError as e:

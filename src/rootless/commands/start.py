@@ -1,0 +1,188 @@
+"""rootless start: start a created or stopped container; with -a, attach to it and wait for it.
+
+Also the attach machinery `run` uses: signal forwarding, and with -t the copy loop between the
+caller's terminal (in raw mode) and the container's pty, with window-size changes passed on.
+Without -t nothing is copied: the caller's fds are the container's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import List, Optional
+
+from rootless.errors import RootlessError, UsageError
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR and forward signals")
+    p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
+    p.add_argument("containers", nargs="+", metavar="CONTAINER", help="The containers to start")
+
+
+class SignalForwarder:
+    """Signals sent to us go to the container (docker's --sig-proxy); early ones are kept until then."""
+
+    def __init__(self, signals=FORWARDED):
+        self.signals = signals
+        self.target = None
+        self.pending: List[int] = []
+        self._old = {}
+
+    def __enter__(self) -> SignalForwarder:
+        for s in self.signals:
+            try:
+                self._old[s] = signal.signal(s, self._handler)
+            except (OSError, ValueError):
+                pass
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        if self.target is None:
+            self.pending.append(signum)
+        else:
+            self.target.kill(signum)
+
+    def set_target(self, target) -> None:
+        self.target = target
+        pending, self.pending = self.pending, []
+        for s in pending:
+            target.kill(s)
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            try:
+                signal.signal(s, h)
+            except (OSError, ValueError):
+                pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _copy_winsize(src: Optional[int], master: int) -> None:
+    import fcntl
+    import termios
+
+    if src is None:
+        return
+    try:
+        ws = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+    except OSError:
+        pass
+
+
+def pump_tty(master: int, stdin_open: bool, in_fd: int = 0, out_fd: int = 1) -> None:
+    """Copy bytes between our terminal (raw mode) and the container's pty until the pty closes."""
+    import select
+    import termios
+    import tty
+
+    term_fd = next((fd for fd in (in_fd, out_fd, 2) if os.isatty(fd)), None)
+    saved = None
+    if stdin_open and os.isatty(in_fd):
+        saved = termios.tcgetattr(in_fd)
+        tty.setraw(in_fd)
+    old_winch = None
+    if term_fd is not None:
+        _copy_winsize(term_fd, master)
+        old_winch = signal.signal(signal.SIGWINCH, lambda s, f: _copy_winsize(term_fd, master))
+    reading_in = stdin_open
+    try:
+        while True:
+            fds = [master] + ([in_fd] if reading_in else [])
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave fd is closed, the container is gone
+                    data = b""
+                if not data:
+                    break
+                _write_all(out_fd, data)
+            if reading_in and in_fd in ready:
+                try:
+                    data = os.read(in_fd, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    reading_in = False
+                    try:  # our stdin ended: an end-of-file for the container's terminal (VEOF)
+                        _write_all(master, b"\x04")
+                    except OSError:
+                        pass
+                else:
+                    try:
+                        _write_all(master, data)
+                    except OSError:
+                        break
+    finally:
+        if saved is not None:
+            termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
+        try:
+            os.close(master)
+        except OSError:
+            pass
+
+
+def stdio_for(tty: bool, stdin_open: bool):
+    """Without -t the container gets our fds as they are (no copying); stdin is /dev/null unless -i."""
+    from rootless.runtime import Stdio
+
+    if tty:
+        return Stdio(tty=True, stdin=0 if stdin_open else None)
+    if stdin_open:
+        return Stdio()
+    return Stdio(stdin=os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+
+
+def start_attached(config, store, rec) -> int:
+    """Start ``rec`` in the foreground: forward signals, copy the pty with -t, wait, return the exit code."""
+    from rootless import engine
+
+    c = rec["Config"]
+    tty, stdin_open = bool(c.get("Tty")), bool(c.get("OpenStdin"))
+    stdio = stdio_for(tty, stdin_open)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with SignalForwarder() as fwd:
+        started = engine.start_record(config, store, rec, stdio=stdio)
+        fwd.set_target(started)
+        if tty and started.pty_master is not None:
+            pump_tty(started.pty_master, stdin_open)
+        code = started.wait()
+    e = started.cleanup_error
+    if e is not None:
+        sys.stderr.write(f"warning: {e.message}\n" + (f"hint: {e.hint}\n" if e.hint else ""))
+    return code
+
+
+def main(args, ctx) -> int:
+    from rootless import state
+
+    if not args.attach:
+        raise UsageError("start a container in the background: not supported yet",
+                         "use `rootless start -a CONTAINER` to run it in the foreground")
+    if len(args.containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once", "give one container with -a")
+    store = state.Store(ctx.config.data_root)
+    rec = store.resolve(args.containers[0])
+    if args.interactive:
+        rec["Config"]["OpenStdin"] = True
+    return start_attached(ctx.config, store, rec)
+
+
+__all__ = ["RootlessError"]

@@ -1,0 +1,641 @@
+"""Orchestration of containers: create, start, run, rm, and finding a container by id or name.
+
+The engine is the one place that knows every layer: it reads the image (image/), asks the storage
+driver for a rootfs plan (storage/), generates the OCI spec (oci/) and hands both to the runtime
+(runtime/), or writes a bundle for an external runtime (crun, runc). The runtime never sees the
+storage driver: it gets a plan and an ``on_ready(pid)`` callback.
+
+The hot path of ``run`` for a local image imports neither requests nor pyroute2: the image is
+pulled (``image.pull``) only when missing or when ``--pull always`` says so.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from rootless import state as st
+from rootless.errors import EXIT_ENGINE, NotFound, RootlessError
+from rootless.oci import spec as ocispec
+
+DEFAULT_HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+OUR_RUNTIMES = ("rootless", "")
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    """Everything `create`/`run` were given, parsed, before any lookup."""
+
+    image: str
+    run: ocispec.RunOptions
+    user: str = ""  # -u: resolved against the image's /etc/passwd at start
+    name: str = ""
+    auto_remove: bool = False
+    pull: str = "missing"  # missing | always | never
+    platform: Optional[str] = None
+    quiet_pull: bool = False
+    dns: Tuple[str, ...] = ()
+    dns_search: Tuple[str, ...] = ()
+    dns_options: Tuple[str, ...] = ()
+    add_hosts: Tuple[str, ...] = ()  # "name:ip"
+    runtime: str = ""  # "" = the configured default-runtime
+
+
+# --- images ----------------------------------------------------------------------------------------
+
+
+def get_image(config, ref: str, policy: str = "missing", platform: Optional[str] = None, quiet: bool = False,
+              out=None):
+    """The image ``ref`` from the store, pulled first when the policy says so."""
+    from rootless.image.store import ImageStore
+
+    if policy not in ("missing", "always", "never"):
+        raise RootlessError(f"use --pull `{policy}`: unknown policy", "use missing, always or never")
+    store = ImageStore(config.data_root)
+    img = None if policy == "always" else store.lookup(ref)
+    if img is not None:
+        return img
+    if policy == "never":
+        raise RootlessError(
+            f"find image `{ref}`: no such image in the local store",
+            f"pull it first (`rootless pull {ref}`), or drop --pull never",
+        )
+    from rootless.image import pull  # imports requests: only now
+
+    out = out if out is not None else sys.stderr
+    if policy == "missing" and not quiet:
+        out.write(f"Unable to find image '{ref}' locally\n")
+        out.flush()
+    return pull.pull(config, ref, platform=platform, quiet=quiet, out=out)
+
+
+_LAYERS_SEEN: Dict[Tuple[str, str], List[str]] = {}
+
+
+def layer_paths(config, image, fmt: str) -> List[str]:
+    """Bottom-first layer directories of ``image`` in format ``fmt``.
+
+    Fast path (the ``run`` of a local image): every layer is already unpacked, so the paths are
+    found with one stat each, as ``storage.layers.LayerStore.path`` lays them out, without importing
+    the pull and unpack machinery. Otherwise ``image.pull.ensure_layers`` unpacks what is missing.
+    """
+    key = (image.id, fmt)
+    if key in _LAYERS_SEEN:
+        return list(_LAYERS_SEEN[key])
+    out: List[str] = []
+    for chain in image.chain_ids:
+        hexd = chain[7:] if chain.startswith("sha256:") else ""
+        if len(hexd) != 64 or not all(c in "0123456789abcdef" for c in hexd):
+            break
+        d = os.path.join(config.data_root, fmt, "layers", hexd)
+        p = os.path.join(d, "diff") if fmt == "overlay" else d
+        if not os.path.isdir(p):
+            break
+        out.append(p)
+    if not out or len(out) != len(image.chain_ids):
+        from rootless.image import pull
+
+        out = list(pull.ensure_layers(config, image, fmt))
+    _LAYERS_SEEN[key] = list(out)
+    return out
+
+
+# --- runtimes --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    name: str  # "rootless" for ours
+    path: str = ""  # for external ones
+    args: Tuple[str, ...] = ()
+
+    @property
+    def ours(self) -> bool:
+        return self.name in OUR_RUNTIMES
+
+
+def choose_runtime(config, name: str = "") -> RuntimeChoice:
+    """``--runtime`` or ``default-runtime``: ours, a name from ``runtimes``, crun/runc on PATH, or a path."""
+    from rootless import tools
+
+    name = name or config.default_runtime or "rootless"
+    if name in OUR_RUNTIMES:
+        return RuntimeChoice("rootless")
+    table = config.runtimes or {}
+    if name in table:
+        path = table[name]["path"]
+        exe = tools.which(path)
+        if exe is None:
+            raise RootlessError(f"use runtime `{name}`: `{path}` is not an executable",
+                                "fix `runtimes` in daemon.toml, or install it")
+        return RuntimeChoice(name, exe, tuple(table[name].get("runtimeArgs") or ()))
+    exe = tools.which(name)
+    if exe is None:
+        raise RootlessError(
+            f"use runtime `{name}`: unknown runtime",
+            "configure it under `runtimes` in daemon.toml, install it (crun, runc), or use `rootless`",
+        )
+    return RuntimeChoice(os.path.basename(name), exe, ())
+
+
+# --- create ----------------------------------------------------------------------------------------
+
+
+def _labels(opts: ocispec.RunOptions, image_config: Dict[str, Any]) -> Dict[str, str]:
+    labels = dict(image_config.get("Labels") or {})
+    labels.update(dict(opts.labels))
+    return labels
+
+
+def effective_command(image_config: Dict[str, Any], opts: ocispec.RunOptions) -> Tuple[List[str], List[str]]:
+    """(Entrypoint, Cmd) as docker stores them in the container's Config."""
+    img_ep = list(image_config.get("Entrypoint") or [])
+    img_cmd = list(image_config.get("Cmd") or [])
+    if opts.entrypoint is None:
+        ep, cmd = img_ep, list(opts.cmd) or img_cmd
+    elif len(opts.entrypoint) == 0:
+        ep, cmd = [], list(opts.cmd) or img_cmd
+    else:
+        ep, cmd = list(opts.entrypoint), list(opts.cmd)
+    if not ep and not cmd:
+        raise RootlessError("create container: no command specified",
+                            "give a command after the image name, or use an image with a CMD or ENTRYPOINT")
+    return ep, cmd
+
+
+def _resolv_conf(config, opts: CreateOptions, host_resolv: str = "/etc/resolv.conf") -> str:
+    dns = list(opts.dns) or list(config.dns)
+    search = list(opts.dns_search) or list(config.dns_search)
+    options = list(opts.dns_options) or list(config.dns_opts)
+    if not dns and not search and not options:
+        try:
+            with open(host_resolv, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+    host_lines: List[str] = []
+    if not dns:
+        try:
+            with open(host_resolv, encoding="utf-8", errors="replace") as f:
+                host_lines = [x for x in f.read().splitlines() if x.startswith("nameserver")]
+        except OSError:
+            pass
+    lines = [f"nameserver {d}" for d in dns] or host_lines
+    if search:
+        lines.append("search " + " ".join(search))
+    if options:
+        lines.append("options " + " ".join(options))
+    return "\n".join(lines) + "\n"
+
+
+def _hosts(opts: CreateOptions, network: str, host_hosts: str = "/etc/hosts") -> str:
+    text = DEFAULT_HOSTS
+    if network == "host":
+        try:
+            with open(host_hosts, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            pass
+    if not text.endswith("\n"):
+        text += "\n"
+    for h in opts.add_hosts:
+        name, sep, ip = h.partition(":")
+        if not sep or not name or not ip:
+            raise RootlessError(f"use --add-host `{h}`: expected HOST:IP", "for example --add-host db:10.0.0.5")
+        text += f"{ip}\t{name}\n"
+    return text
+
+
+def _write_small(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def gc_auto_removed(config, store: st.Store) -> None:
+    """Remove --rm containers whose `rootless run` was killed before it could remove them."""
+    for cid in store.ids():
+        try:
+            rec = store.load(cid)
+        except RootlessError:
+            continue
+        hc = rec.get("HostConfig") or {}
+        s = rec.get("State") or {}
+        if hc.get("AutoRemove") and s.get("Status") == "exited" and not s.get("Running"):
+            try:
+                remove(config, cid, force=True, store=store)
+            except RootlessError:
+                pass
+
+
+def create(config, opts: CreateOptions, *, out=None) -> st.Record:
+    """Make a container record (status `created`) and its writable layer; return the record."""
+    from rootless.storage import select
+
+    if opts.run.network not in ("none", "host"):
+        raise RootlessError(
+            f"use network `{opts.run.network}`: not supported yet",
+            "use --network none (the default: loopback only) or --network host",
+        )
+    runtime = choose_runtime(config, opts.runtime)
+    if not runtime.ours and (opts.run.init or opts.run.tty):
+        flag = "--init" if opts.run.init else "-t"
+        raise RootlessError(f"use {flag} with runtime `{runtime.name}`: not supported (it needs our own runtime)",
+                            f"drop {flag}, or use the default runtime")
+    image = get_image(config, opts.image, opts.pull, opts.platform, opts.quiet_pull, out)
+    icfg = dict(image.config.get("config") or {})
+    ep, cmd = effective_command(icfg, opts.run)
+    try:
+        ocispec.capabilities(opts.run)  # unknown capability names fail now, not at start
+    except ocispec.SpecError as e:
+        raise RootlessError(f"create container: {e}", "see capabilities(7) for the names")
+    driver_choice = select.choose(config)
+    if not runtime.ours and driver_choice.name == "overlay2":
+        raise RootlessError(
+            f"use runtime `{runtime.name}` with the overlay2 storage driver: the overlay is mounted inside our "
+            "own runtime's user namespace, which an external runtime does not have",
+            'set storage-driver = "vfs" or "fuse-overlayfs" in daemon.toml to use an external runtime',
+        )
+    store = st.Store(config.data_root)
+    os.makedirs(store.root, mode=0o700, exist_ok=True)
+    gc_auto_removed(config, store)
+    cid = st.new_id()
+    name = st.check_name(opts.name) if opts.name else st.random_name()
+    hostname = opts.run.hostname or cid[:12]
+    env = ocispec.merge_env(list(icfg.get("Env") or []), list(opts.run.env))
+    workdir = opts.run.workdir or icfg.get("WorkingDir") or ""
+    if workdir and not workdir.startswith("/"):
+        raise RootlessError(f"use working directory `{workdir}`: not an absolute path", "give -w an absolute path")
+    r = opts.run
+    rec: st.Record = {
+        "Id": cid,
+        "Created": st.now(),
+        "Path": (ep + cmd)[0],
+        "Args": (ep + cmd)[1:],
+        "State": st.new_state(),
+        "Image": image.id,
+        "ResolvConfPath": store.path(cid, "resolv.conf"),
+        "HostnamePath": store.path(cid, "hostname"),
+        "HostsPath": store.path(cid, "hosts"),
+        "LogPath": store.log_path(cid),
+        "Name": "/" + name,
+        "RestartCount": 0,
+        "Driver": driver_choice.name,
+        "Platform": "linux",
+        "Config": {
+            "Hostname": hostname,
+            "Domainname": "",
+            "User": opts.user or icfg.get("User") or "",
+            "AttachStdin": r.stdin_open,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Tty": r.tty,
+            "OpenStdin": r.stdin_open,
+            "StdinOnce": r.stdin_open,
+            "Env": env,
+            "Cmd": cmd,
+            "Image": opts.image,
+            "WorkingDir": workdir,
+            "Entrypoint": ep if ep else None,
+            "Labels": _labels(r, icfg),
+            "StopSignal": icfg.get("StopSignal") or "SIGTERM",
+        },
+        "HostConfig": {
+            "AutoRemove": opts.auto_remove,
+            "NetworkMode": r.network,
+            "ReadonlyRootfs": r.read_only,
+            "Privileged": r.privileged,
+            "CapAdd": list(r.cap_add) or None,
+            "CapDrop": list(r.cap_drop) or None,
+            "SecurityOpt": ["no-new-privileges"] if r.no_new_privileges else None,
+            "Tmpfs": {p: o for p, o in r.tmpfs} or None,
+            "ShmSize": r.shm_size,
+            "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in r.ulimits] or None,
+            "Init": r.init,
+            "Dns": list(opts.dns),
+            "DnsSearch": list(opts.dns_search),
+            "DnsOptions": list(opts.dns_options),
+            "ExtraHosts": list(opts.add_hosts) or None,
+            "Runtime": runtime.name,
+        },
+        "GraphDriver": {"Name": driver_choice.name, "Data": None},
+    }
+    store.create(rec, durable=not opts.auto_remove)
+    try:
+        d = store.dir(cid)
+        _write_small(os.path.join(d, "hostname"), hostname + "\n")
+        _write_small(os.path.join(d, "hosts"), _hosts(opts, r.network))
+        _write_small(os.path.join(d, "resolv.conf"), _resolv_conf(config, opts))
+        layers = layer_paths(config, image, driver_choice.fmt)
+        drv = _driver(config, driver_choice.name)
+        drv.prepare(cid, layers, volatile=opts.auto_remove)
+        rec["GraphDriver"]["Data"] = {"UpperDir": drv.upper_dir(cid)}
+        store.save(rec, durable=not opts.auto_remove)
+    except BaseException:
+        try:
+            remove(config, cid, force=True, store=store)
+        except RootlessError:
+            pass
+        raise
+    return rec
+
+
+def _driver(config, name: str, ids=None):
+    from rootless.storage.base import get_driver
+
+    return get_driver(name, config.data_root, ids)
+
+
+# --- start -----------------------------------------------------------------------------------------
+
+
+def _run_options(rec: st.Record) -> ocispec.RunOptions:
+    c, h = rec["Config"], rec["HostConfig"]
+    ep = c.get("Entrypoint")
+    return ocispec.RunOptions(
+        cmd=tuple(c.get("Cmd") or ()),
+        entrypoint=tuple(ep) if ep else (),
+        env=tuple(c.get("Env") or ()),
+        workdir=c.get("WorkingDir") or "",
+        hostname=c.get("Hostname") or "",
+        read_only=bool(h.get("ReadonlyRootfs")),
+        tmpfs=tuple((h.get("Tmpfs") or {}).items()),
+        tty=bool(c.get("Tty")),
+        stdin_open=bool(c.get("OpenStdin")),
+        init=bool(h.get("Init")),
+        shm_size=int(h.get("ShmSize") or (64 << 20)),
+        ulimits=tuple(ocispec.Ulimit(u["Name"], u["Soft"], u["Hard"]) for u in (h.get("Ulimits") or [])),
+        cap_add=tuple(h.get("CapAdd") or ()),
+        cap_drop=tuple(h.get("CapDrop") or ()),
+        privileged=bool(h.get("Privileged")),
+        no_new_privileges="no-new-privileges" in (h.get("SecurityOpt") or []),
+        network=h.get("NetworkMode") or "none",
+        labels=tuple((c.get("Labels") or {}).items()),
+    )
+
+
+def build_spec(config, rec: st.Record, rootfs: str, read_file: Callable[[str], Optional[bytes]], ids,
+               cgroup_ns: Optional[bool] = None) -> Dict[str, Any]:
+    """The OCI spec for this container (the user is resolved in the image's /etc/passwd here)."""
+    from rootless import userdb
+
+    opts = _run_options(rec)
+    eu = userdb.resolve(rec["Config"].get("User") or "", read_file)
+    user = ocispec.User(eu.uid, eu.gid, eu.additional_gids, eu.home)
+    maps = tuple(ocispec.Mapping(m.container, m.host, m.count) for m in ids.uid_mappings())
+    gmaps = tuple(ocispec.Mapping(m.container, m.host, m.count) for m in ids.gid_mappings())
+    top = max(m.container + m.count for m in maps) - 1
+    if eu.uid > top or eu.gid > max(m.container + m.count for m in gmaps) - 1:
+        raise RootlessError(
+            f"use user `{rec['Config'].get('User')}` (uid {eu.uid}, gid {eu.gid}): not mapped in the container's "
+            f"user namespace (ids 0-{top} are)",
+            "without a /etc/subuid range only uid 0 exists in the container; ask for a range, or use -u 0",
+        )
+    d = os.path.dirname(rec["HostsPath"])
+    binds = (
+        ocispec.BindFile(os.path.join(d, "hosts"), "/etc/hosts"),
+        ocispec.BindFile(os.path.join(d, "hostname"), "/etc/hostname"),
+        ocispec.BindFile(os.path.join(d, "resolv.conf"), "/etc/resolv.conf"),
+    )
+    if cgroup_ns is None:
+        cgroup_ns = os.path.exists("/proc/self/ns/cgroup")
+    inp = ocispec.SpecInput(
+        image_config={},
+        options=opts,
+        rootfs=rootfs,
+        user=user,
+        uid_mappings=maps,
+        gid_mappings=gmaps,
+        hostname=opts.hostname,
+        bind_files=binds,
+        cgroup_ns=cgroup_ns,
+        container_id=rec["Id"],
+    )
+    try:
+        return ocispec.generate(inp)
+    except ocispec.SpecError as e:
+        raise RootlessError(f"create the container's spec: {e}", "check the run options")
+
+
+class Started:
+    """A started container. ``wait()`` records the exit (and removes an --rm container)."""
+
+    def __init__(self, config, store: st.Store, rec: st.Record, proc, cleanup: Callable[[], None]):
+        self.config = config
+        self.store = store
+        self.rec = rec
+        self.proc = proc
+        self._cleanup = cleanup
+        self.exit_code: Optional[int] = None
+        self.cleanup_error: Optional[RootlessError] = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def pty_master(self) -> Optional[int]:
+        return getattr(self.proc, "pty_master", None)
+
+    def kill(self, sig: int) -> None:
+        try:
+            self.proc.kill(sig)
+        except (OSError, RootlessError):
+            pass
+
+    def wait(self) -> int:
+        if self.exit_code is not None:
+            return self.exit_code
+        code = int(self.proc.wait())
+        self.exit_code = code
+        try:
+            finish(self.config, self.store, self.rec, code, "", self._cleanup)
+        except RootlessError as e:  # the container's status matters more: keep it, report this
+            self.cleanup_error = e
+        return code
+
+
+def finish(config, store: st.Store, rec: st.Record, code: int, error: str, cleanup: Callable[[], None]) -> None:
+    try:
+        cleanup()
+    finally:
+        s = rec["State"]
+        s.update(Status="exited", Running=False, Pid=0, PidStartTime=0, ExitCode=code, Error=error,
+                 FinishedAt=st.now())
+        if rec["HostConfig"].get("AutoRemove"):
+            remove(config, rec["Id"], force=True, store=store, rec=rec)
+        elif os.path.isdir(store.dir(rec["Id"])):  # not removed meanwhile (`rm -f`)
+            store.save(rec)
+
+
+def start(config, ref: str, *, stdio=None, store: Optional[st.Store] = None, ids=None) -> Started:
+    """Start container ``ref`` (created or exited) and return it running."""
+    store = store or st.Store(config.data_root)
+    rec = store.resolve(ref)
+    return start_record(config, store, rec, stdio=stdio, ids=ids)
+
+
+class _StartFailed(Exception):
+    def __init__(self, error: BaseException, code: int, message: str):
+        super().__init__(message)
+        self.error, self.code, self.message = error, code, message
+
+
+def start_record(config, store: st.Store, rec: st.Record, *, stdio=None, ids=None) -> Started:
+    """Start ``rec``: under the container's lock, check it is not running, spawn it, save its pid.
+
+    A failure after the check is recorded in the container's state (ExitCode, Error), and a
+    container created with --rm is removed, before the error is raised again.
+    """
+    cid = rec["Id"]
+    try:
+        with store.lock(cid):
+            fresh = store.load(cid)
+            fresh["Config"] = rec["Config"]  # what the caller asked for this start (start -i)
+            rec = fresh
+            if rec["State"].get("Running"):
+                raise RootlessError(f"start container `{rec['Name'].lstrip('/')}`: it is already running",
+                                    "stop it first, or use `rootless exec`")
+            proc, cleanup = _spawn(config, store, rec, stdio, ids)
+    except _StartFailed as f:
+        finish(config, store, rec, f.code, f.message, lambda: None)
+        raise f.error
+    return Started(config, store, rec, proc, cleanup)
+
+
+def _spawn(config, store: st.Store, rec: st.Record, stdio, ids):
+    from rootless import idmap
+
+    cid = rec["Id"]
+    s = rec["State"]
+    try:
+        ids = ids or idmap.load()
+        durable = not rec["HostConfig"].get("AutoRemove")
+        runtime = choose_runtime(config, rec["HostConfig"].get("Runtime") or "")
+        drv = _driver(config, rec["Driver"], ids)
+        from rootless.image.store import ImageStore
+
+        image = ImageStore(config.data_root).get(rec["Image"])
+        if image is None:
+            raise NotFound(f"start container `{rec['Name'].lstrip('/')}`: its image `{rec['Image'][7:19]}` is gone",
+                           "remove the container and run it again from a pulled image", exit_code=EXIT_ENGINE)
+        layers = layer_paths(config, image, drv.fmt)
+        plan = drv.prepare(cid, layers, volatile=bool(rec["HostConfig"].get("AutoRemove")))
+        spec = build_spec(config, rec, plan.rootfs, lambda p: drv.read_file(cid, layers, p), ids)
+        from rootless.oci import bundle as ocibundle
+
+        bundle = store.path(cid, "bundle")
+        s.update(Status="running", Running=True, Error="", ExitCode=0, StartedAt=st.now(), FinishedAt=st.ZERO_TIME)
+
+        def on_ready(pid: int) -> None:
+            s.update(Pid=pid, PidStartTime=st.proc_start_time(pid) or 0)
+            store.save(rec, durable=durable)
+
+        if runtime.ours:
+            from rootless import runtime as rt
+
+            ocibundle.write(bundle, spec)  # the same bundle `rootless runtime run`, crun or runc can run
+            proc = rt.spawn(spec, ids=ids, rootfs_plan=plan, stdio=stdio or rt.Stdio(), on_ready=on_ready,
+                            name=cid, bundle=bundle)
+            return proc, lambda: None
+        return ocibundle.start(config, runtime, bundle, cid, spec, plan, ids, stdio, on_ready)
+    except RootlessError as e:
+        raise _StartFailed(e, e.exit_code if e.exit_code in (126, 127) else EXIT_ENGINE, e.message)
+    except BaseException as e:
+        raise _StartFailed(e, EXIT_ENGINE, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+
+
+def run(config, opts: CreateOptions, *, stdio=None, out=None) -> Started:
+    """create + start, as `rootless run` does (attach and wait are the caller's)."""
+    rec = create(config, opts, out=out)
+    store = st.Store(config.data_root)
+    return start_record(config, store, rec, stdio=stdio)
+
+
+# --- rm --------------------------------------------------------------------------------------------
+
+
+def resolve(config, ref: str) -> st.Record:
+    return st.Store(config.data_root).resolve(ref)
+
+
+def remove(config, ref: str, *, force: bool = False, store: Optional[st.Store] = None,
+           rec: Optional[st.Record] = None) -> str:
+    """Remove a container: its writable layer, its record and files. Returns its id."""
+
+    store = store or st.Store(config.data_root)
+    if rec is None:
+        if st.valid_id(ref) and os.path.isdir(os.path.join(store.root, ref)):
+            try:
+                rec = store.load(ref)
+            except RootlessError:
+                rec = {"Id": ref, "State": {}, "Driver": ""}
+        else:
+            rec = store.resolve(ref)
+    cid = rec["Id"]
+    import contextlib
+
+    try:
+        lock = store.lock(cid)
+        lock.__enter__()
+    except OSError:  # its directory is already gone: nothing to serialise with
+        lock = contextlib.nullcontext()
+    try:
+        _remove_locked(config, store, rec, force)
+    finally:
+        lock.__exit__(None, None, None)
+    return cid
+
+
+def _remove_locked(config, store: st.Store, rec: st.Record, force: bool) -> None:
+    import signal
+
+    cid = rec["Id"]
+    s = rec.get("State") or {}
+    if s.get("Running") and st.is_alive(s):
+        if not force:
+            raise RootlessError(
+                f"remove container `{(rec.get('Name') or cid).lstrip('/')}`: it is running",
+                "stop it first, or use `rootless rm -f`",
+                exit_code=1,
+            )
+        try:
+            os.kill(int(s["Pid"]), signal.SIGKILL)
+        except OSError:
+            pass
+        _wait_gone(int(s["Pid"]))
+    from rootless import idmap
+
+    ids = idmap.load()
+    names = [rec.get("Driver")] if rec.get("Driver") else []
+    for name in names + [n for n in ("overlay2", "vfs") if n not in names]:
+        drv = _driver(config, name, ids)
+        if os.path.lexists(drv.container_dir(cid)):
+            drv.cleanup(cid)
+    store.remove(cid)
+
+
+def _wait_gone(pid: int, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            pass
+        time.sleep(0.01)

@@ -1,0 +1,60 @@
+"""Helpers for the engine and `run` tests: a local busybox, pulled into the test's data-root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+PULL = ("import sys; from rootless import config; from rootless.image import pull; "
+        "pull.pull(config.load(), sys.argv[1], quiet=True)")
+
+
+def setup_busybox(rl, image, extra_config: str = "") -> str:
+    """Configure the test registry as insecure and pull busybox; returns the local ref."""
+    host = image.ref.split("/")[0]
+    rl.write_config(f'insecure-registries = ["{host}"]\n' + extra_config)
+    if _has_pull_command():
+        rl.ok("pull", "-q", image.ref) if _pull_has_quiet() else rl.ok("pull", image.ref)
+    else:
+        p = subprocess.run([sys.executable, "-c", PULL, image.ref], env=rl.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=120)
+        assert p.returncode == 0, p.stderr.decode()
+    return image.ref
+
+
+def _has_pull_command() -> bool:
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "rootless", "commands")
+    return os.path.exists(os.path.join(src, "pull.py"))
+
+
+def _pull_has_quiet() -> bool:
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "rootless", "commands",
+                       "pull.py")
+    try:
+        return '"--quiet"' in open(src).read()
+    except OSError:
+        return False
+
+
+def leftovers(data_root: str):
+    """Files left by containers: records and the drivers' container layers."""
+    out = []
+    for d in ("containers", "overlay/containers", "vfs/containers"):
+        p = os.path.join(data_root, d)
+        if os.path.isdir(p):
+            out += [os.path.join(d, n) for n in os.listdir(p) if not n.startswith(".")]
+    return out
+
+
+def remove_data_root(data_root: str) -> None:
+    """Remove a test's data-root, also the layers that belong to subordinate uids (pytest cannot)."""
+    if not os.path.isdir(data_root):
+        return
+    from rootless import idmap
+    from rootless.storage.base import remove_tree
+
+    try:
+        remove_tree(data_root, idmap.load())
+    except Exception:  # noqa: BLE001 - best effort: never fail a test in its teardown
+        pass
