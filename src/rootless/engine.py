@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rootless import state as st
@@ -48,6 +48,18 @@ class CreateOptions:
     dns_options: Tuple[str, ...] = ()
     add_hosts: Tuple[str, ...] = ()  # "name:ip"
     runtime: str = ""  # "" = the configured default-runtime
+    network: str = ""  # --network as given ("" = the config's network-mode)
+    publish: Tuple[str, ...] = ()  # -p values
+    publish_all: bool = False  # -P
+    limits: Dict[str, Any] = field(default_factory=dict)  # rootless.limits.Limits.to_dict()
+
+
+# Warnings the engine has for the user (a fallback taken, ...): the CLI and the API set this.
+def _no_warning(text: str) -> None:
+    pass
+
+
+warn: Callable[[str], None] = _no_warning
 
 
 # --- images ----------------------------------------------------------------------------------------
@@ -238,14 +250,32 @@ def gc_auto_removed(config, store: st.Store) -> None:
 
 def create(config, opts: CreateOptions, *, out=None) -> st.Record:
     """Make a container record (status `created`) and its writable layer; return the record."""
+    from rootless import network
     from rootless.storage import select
 
-    if opts.run.network not in ("none", "host"):
-        raise RootlessError(
-            f"use network `{opts.run.network}`: not supported yet",
-            "use --network none (the default: loopback only) or --network host",
-        )
+    mode = network.parse_mode(opts.network or config.network_mode)
+    if mode.kind == "container":
+        other = st.Store(config.data_root).resolve(mode.container)
+        if not (other["State"].get("Running") and st.is_alive(other["State"])):
+            raise RootlessError(f"join the network of container `{mode.container}`: it is not running",
+                                f"start it first (`rootless start {mode.container}`)")
+        mode = network.NetworkMode("container", container=other["Id"])
+    mode_text = str(mode) if mode.kind == "container" else (opts.network or config.network_mode)
+    if opts.limits:
+        from rootless import cgroups, limits
+
+        cgroups.Manager.check(limits.Limits.from_dict(opts.limits))  # never ignore a limit: fail now
     runtime = choose_runtime(config, opts.runtime)
+    if not runtime.ours and mode.kind in ("slirp4netns", "helper"):
+        # The network is set up from on_ready(pid of the container's init), which an external
+        # runtime's `run` does not give us. Say so, and use the loopback-only network.
+        if opts.network or opts.publish or opts.publish_all:
+            raise RootlessError(f"use network `{mode}` with runtime `{runtime.name}`: not supported yet",
+                                "use --network none or host with an external runtime, or the default runtime")
+        warn(f"runtime `{runtime.name}`: the container gets the `none` network (loopback only); "
+             "slirp4netns networking needs the default runtime")
+        mode = network.NetworkMode("none")
+        mode_text = "none"
     if not runtime.ours and (opts.run.init or opts.run.tty):
         flag = "--init" if opts.run.init else "-t"
         raise RootlessError(f"use {flag} with runtime `{runtime.name}`: not supported (it needs our own runtime)",
@@ -253,6 +283,7 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
     image = get_image(config, opts.image, opts.pull, opts.platform, opts.quiet_pull, out)
     icfg = dict(image.config.get("config") or {})
     ep, cmd = effective_command(icfg, opts.run)
+    ports = network.parse_ports(opts.publish, publish_all=opts.publish_all, exposed=list(icfg.get("ExposedPorts") or {}))
     try:
         ocispec.capabilities(opts.run)  # unknown capability names fail now, not at start
     except ocispec.SpecError as e:
@@ -310,7 +341,6 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
         },
         "HostConfig": {
             "AutoRemove": opts.auto_remove,
-            "NetworkMode": r.network,
             "ReadonlyRootfs": r.read_only,
             "Privileged": r.privileged,
             "CapAdd": list(r.cap_add) or None,
@@ -325,15 +355,27 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
             "DnsOptions": list(opts.dns_options),
             "ExtraHosts": list(opts.add_hosts) or None,
             "Runtime": runtime.name,
+            "NetworkMode": mode_text,
+            "PortBindings": _port_bindings(ports),
+            "PublishAllPorts": opts.publish_all,
+            **_limit_fields(opts.limits),
         },
         "GraphDriver": {"Name": driver_choice.name, "Data": None},
+        "NetworkSettings": {"Ports": {}, "IPAddress": "", "Gateway": ""},
+        # rootless's own: how to rebuild the limits and the published ports at start
+        "Rootless": {"Limits": dict(opts.limits), "Publish": list(opts.publish), "Net": None, "Cgroup": None},
     }
     store.create(rec, durable=not opts.auto_remove)
     try:
         d = store.dir(cid)
         _write_small(os.path.join(d, "hostname"), hostname + "\n")
-        _write_small(os.path.join(d, "hosts"), _hosts(opts, r.network))
-        _write_small(os.path.join(d, "resolv.conf"), _resolv_conf(config, opts))
+        if mode.kind == "host":
+            hosts_text = _hosts(opts, "host")
+        else:
+            hosts_text = network.etc_hosts(mode, hostname, add_hosts=opts.add_hosts)
+        _write_small(os.path.join(d, "hosts"), hosts_text)
+        _write_small(os.path.join(d, "resolv.conf"), network.resolv_conf(
+            mode, config, dns=opts.dns, dns_search=opts.dns_search, dns_opts=opts.dns_options))
         layers = layer_paths(config, image, driver_choice.fmt)
         drv = _driver(config, driver_choice.name)
         drv.prepare(cid, layers, volatile=opts.auto_remove)
@@ -346,6 +388,28 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
             pass
         raise
     return rec
+
+
+def _port_bindings(ports) -> Dict[str, List[Dict[str, str]]]:
+    """docker's HostConfig.PortBindings: {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}."""
+    out: Dict[str, List[Dict[str, str]]] = {}
+    for p in ports:
+        out.setdefault(f"{p.container_port}/{p.proto}", []).append(
+            {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""})
+    return out
+
+
+_LIMIT_FIELDS = (  # Limits field -> docker's HostConfig key
+    ("memory", "Memory"), ("memory_swap", "MemorySwap"), ("memory_reservation", "MemoryReservation"),
+    ("nano_cpus", "NanoCpus"), ("cpu_quota", "CpuQuota"), ("cpu_period", "CpuPeriod"),
+    ("cpu_shares", "CpuShares"), ("cpuset_cpus", "CpusetCpus"), ("cpuset_mems", "CpusetMems"),
+    ("pids_limit", "PidsLimit"), ("blkio_weight", "BlkioWeight"),
+)
+
+
+def _limit_fields(limits: Dict[str, Any]) -> Dict[str, Any]:
+    return {key: limits.get(f) or (None if key == "PidsLimit" else "" if key.startswith("Cpuset") else 0)
+            for f, key in _LIMIT_FIELDS}
 
 
 def _driver(config, name: str, ids=None):
@@ -377,7 +441,7 @@ def _run_options(rec: st.Record) -> ocispec.RunOptions:
         cap_drop=tuple(h.get("CapDrop") or ()),
         privileged=bool(h.get("Privileged")),
         no_new_privileges="no-new-privileges" in (h.get("SecurityOpt") or []),
-        network=h.get("NetworkMode") or "none",
+        network="host" if h.get("NetworkMode") == "host" else "private",
         labels=tuple((c.get("Labels") or {}).items()),
     )
 
@@ -420,9 +484,27 @@ def build_spec(config, rec: st.Record, rootfs: str, read_file: Callable[[str], O
         container_id=rec["Id"],
     )
     try:
-        return ocispec.generate(inp)
+        spec = ocispec.generate(inp)
     except ocispec.SpecError as e:
         raise RootlessError(f"create the container's spec: {e}", "check the run options")
+    net_mode = rec["HostConfig"].get("NetworkMode") or ""
+    if net_mode.startswith("container:"):
+        _join_container_netns(config, spec, net_mode.split(":", 1)[1])
+    return spec
+
+
+def _join_container_netns(config, spec: Dict[str, Any], other_id: str) -> None:
+    """--network container:X: join X's network namespace, and its user namespace, which owns it
+    (setns into a network namespace needs CAP_SYS_ADMIN in the user namespace that owns it)."""
+    other = st.Store(config.data_root).resolve(other_id)
+    os_ = other["State"]
+    if not (os_.get("Running") and st.is_alive(os_)):
+        raise RootlessError(f"join the network of container `{other['Name'].lstrip('/')}`: it is not running",
+                            "start it first, then this one")
+    pid = int(os_["Pid"])
+    nss = [n for n in spec["linux"]["namespaces"] if n["type"] not in ("network", "user")]
+    nss += [{"type": "user", "path": f"/proc/{pid}/ns/user"}, {"type": "network", "path": f"/proc/{pid}/ns/net"}]
+    spec["linux"]["namespaces"] = nss
 
 
 class Started:
@@ -533,24 +615,144 @@ def _spawn(config, store: st.Store, rec: st.Record, stdio, ids):
         from rootless.oci import bundle as ocibundle
 
         bundle = store.path(cid, "bundle")
-        s.update(Status="running", Running=True, Error="", ExitCode=0, StartedAt=st.now(), FinishedAt=st.ZERO_TIME)
+        attach = _Attachments(config, store, rec, image, external=not runtime.ours)
+        s.update(Status="running", Running=True, Error="", ExitCode=0, StartedAt=st.now(), FinishedAt=st.ZERO_TIME,
+                 OOMKilled=False)
 
         def on_ready(pid: int) -> None:
             s.update(Pid=pid, PidStartTime=st.proc_start_time(pid) or 0)
+            attach.on_ready(pid)  # cgroup, then network (raises: the runtime kills the container)
             store.save(rec, durable=durable)
 
         if runtime.ours:
             from rootless import runtime as rt
 
             ocibundle.write(bundle, spec)  # the same bundle `rootless runtime run`, crun or runc can run
-            proc = rt.spawn(spec, ids=ids, rootfs_plan=plan, stdio=stdio or rt.Stdio(), on_ready=on_ready,
-                            name=cid, bundle=bundle)
-            return proc, lambda: None
-        return ocibundle.start(config, runtime, bundle, cid, spec, plan, ids, stdio, on_ready)
+            try:
+                proc = rt.spawn(spec, ids=ids, rootfs_plan=plan, stdio=stdio or rt.Stdio(), on_ready=on_ready,
+                                name=cid, bundle=bundle)
+            except BaseException:
+                attach.teardown()
+                raise
+            return proc, attach.teardown
+        try:
+            proc, ext_cleanup = ocibundle.start(config, runtime, bundle, cid, spec, plan, ids, stdio, on_ready)
+        except BaseException:
+            attach.teardown()
+            raise
+
+        def cleanup() -> None:
+            try:
+                ext_cleanup()
+            finally:
+                attach.teardown()
+
+        return proc, cleanup
     except RootlessError as e:
         raise _StartFailed(e, e.exit_code if e.exit_code in (126, 127) else EXIT_ENGINE, e.message)
     except BaseException as e:
         raise _StartFailed(e, EXIT_ENGINE, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+
+
+class _Attachments:
+    """What a running container has besides its processes: a cgroup and its network.
+
+    Both are set up in the runtime's on_ready(pid) (the init exists, has not exec'd), recorded
+    in the container's state, and torn down when it exits or is removed, from any process.
+    """
+
+    def __init__(self, config, store: st.Store, rec: st.Record, image, external: bool = False):
+        from rootless import limits
+
+        self.config, self.store, self.rec = config, store, rec
+        self.external = external
+        self.cgroup = None
+        self.net = None
+        hc = rec["HostConfig"]
+        own = rec.setdefault("Rootless", {})
+        self.limits = limits.Limits.from_dict(own.get("Limits") or {})
+        self.mode_text = hc.get("NetworkMode") or ""
+        self.publish = list(own.get("Publish") or [])
+        self.publish_all = bool(hc.get("PublishAllPorts"))
+        self.exposed = list((image.config.get("config") or {}).get("ExposedPorts") or {})
+
+    def on_ready(self, pid: int) -> None:
+        from rootless import cgroups
+
+        own = self.rec["Rootless"]
+        self.cgroup = cgroups.Manager.for_container(self.rec["Id"], self.limits)
+        if self.cgroup is not None:
+            own["Cgroup"] = self.cgroup.to_json()
+            self.cgroup.add_pid(pid)
+        if self.external or self.mode_text in ("host",) or self.mode_text.startswith("container:"):
+            return  # an external runtime sets up its own (loopback-only) network namespace
+        from rootless import network
+
+        mode = network.parse_mode(self.mode_text or self.config.network_mode)
+        ports = network.parse_ports(self.publish, publish_all=self.publish_all, exposed=self.exposed)
+        self.net = network.setup(mode, pid, ports, config=self.config, state_dir=self.store.path(self.rec["Id"], "net"))
+        own["Net"] = self.net.to_json()
+        for note in self.net.notes:
+            warn(note)
+        ns = self.rec.setdefault("NetworkSettings", {})
+        ns["Ports"] = _ports_settings(self.net.ports)
+        ns["IPAddress"] = self.net.address
+        ns["Gateway"] = self.net.gateway
+        if mode.kind == "helper" and self.net.address:
+            from rootless.network import hosts
+
+            text = network.etc_hosts(mode, self.rec["Config"].get("Hostname") or "", address=self.net.address,
+                                     gateway=self.net.gateway,
+                                     add_hosts=self.rec["HostConfig"].get("ExtraHosts") or ())
+            hosts.write_in_place(self.rec["HostsPath"], text)
+
+    def teardown(self) -> None:
+        teardown_attachments(self.rec, cgroup=self.cgroup, net=self.net)
+
+
+def _ports_settings(ports) -> Dict[str, List[Dict[str, str]]]:
+    out: Dict[str, List[Dict[str, str]]] = {}
+    for p in ports:
+        out.setdefault(f"{p.container_port}/{p.proto}", []).append(
+            {"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(p.host_port)})
+    return out
+
+
+def teardown_attachments(rec: st.Record, *, cgroup=None, net=None) -> None:
+    """Stop the container's network helpers and remove its cgroup (idempotent; also after a crash).
+
+    An OOM kill is read from the cgroup before it goes, into State.OOMKilled.
+    """
+    own = rec.get("Rootless") or {}
+    if net is None and own.get("Net"):
+        from rootless import network
+
+        try:
+            net = network.NetHandle.from_json(own["Net"])
+        except (RootlessError, ValueError, KeyError, TypeError):
+            net = None
+    if net is not None:
+        for problem in net.teardown():
+            warn(problem)
+        own["Net"] = None
+    if cgroup is None and own.get("Cgroup"):
+        from rootless import cgroups
+
+        try:
+            cgroup = cgroups.CgroupHandle.from_json(own["Cgroup"])
+        except (RootlessError, ValueError, KeyError, TypeError):
+            cgroup = None
+    if cgroup is not None:
+        try:
+            if cgroup.oom_killed():
+                rec.setdefault("State", {})["OOMKilled"] = True
+        except (OSError, RootlessError):
+            pass
+        try:
+            cgroup.remove()
+        except RootlessError as e:
+            warn(e.message)
+        own["Cgroup"] = None
 
 
 def run(config, opts: CreateOptions, *, stdio=None, out=None) -> Started:
@@ -612,6 +814,7 @@ def _remove_locked(config, store: st.Store, rec: st.Record, force: bool) -> None
         except OSError:
             pass
         _wait_gone(int(s["Pid"]))
+    teardown_attachments(rec)
     from rootless import idmap
 
     ids = idmap.load()

@@ -55,7 +55,7 @@ class LogOptions:
     compress: bool = False
 
     @classmethod
-    def from_opts(cls, opts: Dict[str, str]) -> "LogOptions":
+    def from_opts(cls, opts: Dict[str, str]) -> LogOptions:
         from rootless.config import parse_size
 
         size = parse_size(opts["max-size"]) if opts.get("max-size") else -1

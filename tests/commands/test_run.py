@@ -119,7 +119,7 @@ def test_engine_errors_are_125(rl, bb, registry):
     assert r.returncode == 125 and "error:" in r.stderr and "hint:" in r.stderr, r
     r = rl("run", "-d", bb, "true")
     assert r.returncode == 125 and "not supported yet" in r.stderr
-    r = rl("run", "--rm", "--network", "bridge", bb, "true")
+    r = rl("run", "--rm", "--network", "nosuch", bb, "true")
     assert r.returncode == 125 and "hint:" in r.stderr
     r = rl("run", "--rm", "--cap-add", "FLY", bb, "true")
     assert r.returncode == 125 and "unknown capability" in r.stderr

@@ -39,8 +39,15 @@ def add_common(p) -> None:
                    help="Give every capability (within the container's user namespace only)")
     p.add_argument("--security-opt", action="append", default=[], metavar="list",
                    help="Security options (no-new-privileges[:true|false])")
-    p.add_argument("--network", "--net", default="none", metavar="network",
-                   help="Connect the container to a network: none (default, loopback only) or host")
+    p.add_argument("--network", "--net", default=None, metavar="network",
+                   help="Connect the container to a network: slirp4netns (default; options after a colon), "
+                        "none (loopback only), host, helper (the root helper's bridge) or container:NAME")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="list",
+                   help="Publish a container's port(s) to the host ([ip:]hostport:ctrport[/tcp|udp])")
+    p.add_argument("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
+    from rootless import limits
+
+    limits.add_arguments(p)
     p.add_argument("--pull", default="missing", choices=("missing", "always", "never"),
                    help="Pull image before running (missing, always, never)")
     p.add_argument("--platform", default=None, metavar="string", help="Set platform if server is multi-platform capable")
@@ -140,11 +147,16 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
         raise UsageError(str(e), "see `rootless run --help`")
     if shm <= 0:
         raise UsageError(f"invalid --shm-size `{args.shm_size}`", "give a positive size such as 64m")
-    if args.network not in ("none", "host"):
-        raise UsageError(
-            f"use network `{args.network}`: not supported yet",
-            "use --network none (the default: loopback only) or --network host",
-        )
+    from rootless import limits, network
+
+    net_text = args.network or config.network_mode
+    mode = network.parse_mode(net_text)  # UsageError when bad
+    if args.publish or args.publish_all:
+        if mode.kind in ("none", "host", "container"):
+            raise UsageError(f"publish ports with --network {mode}: the container has no network of its own to publish from",
+                             "drop -p/-P, or use the default network (slirp4netns)")
+        network.parse_ports(args.publish)  # check the syntax now
+    lim = limits.from_args(args)
     entrypoint = None
     if args.entrypoint is not None:
         entrypoint = (args.entrypoint,) if args.entrypoint else ()
@@ -166,7 +178,7 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
         cap_drop=tuple(args.cap_drop),
         privileged=args.privileged,
         no_new_privileges=_security_opts(args.security_opt, config.no_new_privileges),
-        network=args.network,
+        network="host" if mode.kind == "host" else str(mode) if mode.kind == "container" else "private",
         labels=_labels(args.label),
     )
     return CreateOptions(
@@ -183,12 +195,17 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
         dns_options=tuple(args.dns_option),
         add_hosts=tuple(args.add_host),
         runtime=args.runtime,
+        network=args.network or "",
+        publish=tuple(args.publish),
+        publish_all=args.publish_all,
+        limits=lim.to_dict() if lim else {},
     )
 
 
 def main(args, ctx) -> int:
     from rootless import engine
 
+    engine.warn = ctx.warn
     opts = build_options(args, ctx.config)
     rec = engine.create(ctx.config, opts, out=sys.stderr)
     sys.stdout.write(rec["Id"] + "\n")

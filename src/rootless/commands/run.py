@@ -20,6 +20,7 @@ def main(args, ctx) -> int:
     from rootless.commands.create import build_options
     from rootless.commands.start import start_attached
 
+    engine.warn = ctx.warn
     opts = build_options(args, ctx.config)
     rec = engine.create(ctx.config, opts, out=sys.stderr)
     return start_attached(ctx.config, state.Store(ctx.config.data_root), rec)

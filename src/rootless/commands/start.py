@@ -171,7 +171,9 @@ def start_attached(config, store, rec) -> int:
 
 
 def main(args, ctx) -> int:
-    from rootless import state
+    from rootless import engine, state
+
+    engine.warn = ctx.warn
 
     if not args.attach:
         raise UsageError("start a container in the background: not supported yet",
