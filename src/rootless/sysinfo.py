@@ -79,24 +79,15 @@ def _userns_problem(proc_sys: str = "/proc/sys") -> Optional[str]:
 
 def _count_containers(data_root: str) -> Dict[str, int]:
     counts = {"total": 0, "running": 0, "paused": 0, "stopped": 0}
-    d = os.path.join(data_root, "containers")
-    try:
-        names = os.listdir(d)
-    except OSError:
+    if not os.path.isdir(os.path.join(data_root, "containers")):
         return counts
-    try:
-        from rootless import state  # written with the run issue
+    from rootless import state
 
-        for n in names:
-            try:
-                status = state.load(data_root, n).status
-            except Exception:  # noqa: BLE001 - a damaged record still counts as a container
-                status = "exited"
-            counts["total"] += 1
-            key = {"running": "running", "paused": "paused"}.get(status, "stopped")
-            counts[key] += 1
-    except ImportError:
-        counts["total"] = counts["stopped"] = len(names)
+    store = state.Store(data_root)
+    for rec in store.list():
+        status = (store.refresh(rec).get("State") or {}).get("Status", "exited")
+        counts["total"] += 1
+        counts[{"running": "running", "paused": "paused"}.get(status, "stopped")] += 1
     return counts
 
 
@@ -184,6 +175,9 @@ def gather(config: Config, *, subuid: str = "/etc/subuid", subgid: str = "/etc/s
     if cg.problem:
         warnings.append(Warning(f"resource limits (--memory, --cpus, --pids-limit) are unavailable: {cg.problem}", cg.hint))
     counts = _count_containers(config.data_root)
+    from rootless import network
+
+    net = network.info(config)
     runtimes = {"rootless": {"path": "(built in)"}}
     for name in ("crun", "runc"):
         p = tools.which(name)
@@ -234,6 +228,7 @@ def gather(config: Config, *, subuid: str = "/etc/subuid", subgid: str = "/etc/s
             "DataRootFilesystem": fstype or "unknown",
         },
         "Labels": list(config.labels),
+        "Network": {"Mode": net["network"], "PortDriver": net["port driver"], "Helper": net["helper"]},
         "Warnings": [w.text for w in warnings],
         "_warnings": warnings,
         "PythonVersion": platform.python_version(),
@@ -281,6 +276,9 @@ def render_text(d: Dict[str, Any]) -> str:
     if d["CgroupControllers"]:
         out.append(f"  Controllers: {' '.join(d['CgroupControllers'])}")
     out += [
+        f" Network: {d['Network']['Mode']}",
+        f"  Port Driver: {d['Network']['PortDriver']}",
+        f"  Root Helper: {d['Network']['Helper']}",
         f" Runtimes: {' '.join(d['Runtimes'])}",
         f" Default Runtime: {d['DefaultRuntime']}",
         " Security Options:",
