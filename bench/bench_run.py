@@ -1,4 +1,5 @@
-"""`rootless run --rm busybox true` of a local image, against `crun run` of a bundle (and podman).
+"""`rootless run --rm --network none busybox true` of a local image, against `crun run` of a bundle and
+`podman run --rm --network none` (and a row with our default network, slirp4netns).
 
     python3 bench/bench_run.py            # median of 20 each, printed as ratios
 
@@ -198,12 +199,15 @@ def main() -> int:
         make_image(env)
         subprocess.run(base + ["run", "--rm", REF, "true"], env=env, check=True)  # unpack the layer once
         label = f"rootless run --rm busybox true ({driver or 'automatic driver'})"
-        candidates[label] = (lambda e=env: time_once(base + ["run", "--rm", REF, "true"], e))
+        candidates[label] = (lambda e=env: time_once(base + ["run", "--rm", "--network", "none", REF, "true"], e))
         if not driver and base[0] == sys.executable:
             # Python's `site` runs every .pth file of the host's dist-packages at start-up (on the
             # machines we develop on, one imports certifi: ~20 ms); the .pyz needs none of them
             label = "rootless run --rm busybox true (automatic driver, python3 -S)"
-            candidates[label] = (lambda e=env: time_once([base[0], "-S"] + base[1:] + ["run", "--rm", REF, "true"], e))
+            candidates[label] = (lambda e=env: time_once([base[0], "-S"] + base[1:] + ["run", "--rm", "--network", "none", REF, "true"], e))
+            # the default network: slirp4netns started and stopped for every container
+            label = "rootless run --rm busybox true (automatic driver, slirp4netns)"
+            candidates[label] = (lambda e=env: time_once(base + ["run", "--rm", REF, "true"], e))
         if driver == "vfs":
             subprocess.run(base + ["rm", "-f", "benchc"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cid = subprocess.run(base + ["create", "--name", "benchc", REF, "true"], env=env, check=True,

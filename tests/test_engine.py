@@ -48,11 +48,12 @@ def test_resolv_conf(tmp_path):
 
 def test_hosts(tmp_path):
     opts = engine.CreateOptions(image="x", run=RunOptions(), add_hosts=("db:10.1.2.3",))
-    text = engine._hosts(opts, "none")
+    text = engine._hosts(opts, "none", "myname")
     assert text.startswith("127.0.0.1\tlocalhost\n") and text.endswith("10.1.2.3\tdb\n")
+    assert "127.0.1.1\tmyname\n" in text
     host = tmp_path / "hosts"
     host.write_text("127.0.0.1 myhost")
-    assert engine._hosts(engine.CreateOptions(image="x", run=RunOptions()), "host", str(host)) == "127.0.0.1 myhost\n"
+    assert engine._hosts(engine.CreateOptions(image="x", run=RunOptions()), "host", host_hosts=str(host)) == "127.0.0.1 myhost\n"
     with pytest.raises(RootlessError, match="--add-host"):
         engine._hosts(engine.CreateOptions(image="x", run=RunOptions(), add_hosts=("nocolon",)), "none")
 

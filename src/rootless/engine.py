@@ -209,8 +209,20 @@ def _resolv_conf(config, opts: CreateOptions, host_resolv: str = "/etc/resolv.co
     return "\n".join(lines) + "\n"
 
 
-def _hosts(opts: CreateOptions, network: str, host_hosts: str = "/etc/hosts") -> str:
+@dataclass(frozen=True)
+class _LightMode:
+    """--network none or host: what create() needs of rootless.network.NetworkMode."""
+
+    kind: str
+
+    def __str__(self) -> str:
+        return self.kind
+
+
+def _hosts(opts: CreateOptions, network: str, hostname: str = "", host_hosts: str = "/etc/hosts") -> str:
     text = DEFAULT_HOSTS
+    if hostname and network != "host":
+        text += f"127.0.1.1\t{hostname}\n"
     if network == "host":
         try:
             with open(host_hosts, encoding="utf-8", errors="replace") as f:
@@ -250,10 +262,16 @@ def gc_auto_removed(config, store: st.Store) -> None:
 
 def create(config, opts: CreateOptions, *, out=None) -> st.Record:
     """Make a container record (status `created`) and its writable layer; return the record."""
-    from rootless import network
     from rootless.storage import select
 
-    mode = network.parse_mode(opts.network or config.network_mode)
+    net_text = opts.network or config.network_mode
+    light = net_text in ("none", "host") and not (opts.publish or opts.publish_all)
+    if light:  # the common fast cases need nothing of rootless.network (start-up time)
+        mode = _LightMode(net_text)
+    else:
+        from rootless import network
+
+        mode = network.parse_mode(net_text)
     if mode.kind == "container":
         other = st.Store(config.data_root).resolve(mode.container)
         if not (other["State"].get("Running") and st.is_alive(other["State"])):
@@ -283,7 +301,8 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
     image = get_image(config, opts.image, opts.pull, opts.platform, opts.quiet_pull, out)
     icfg = dict(image.config.get("config") or {})
     ep, cmd = effective_command(icfg, opts.run)
-    ports = network.parse_ports(opts.publish, publish_all=opts.publish_all, exposed=list(icfg.get("ExposedPorts") or {}))
+    ports = [] if light else network.parse_ports(opts.publish, publish_all=opts.publish_all,
+                                                   exposed=list(icfg.get("ExposedPorts") or {}))
     try:
         ocispec.capabilities(opts.run)  # unknown capability names fail now, not at start
     except ocispec.SpecError as e:
@@ -369,13 +388,13 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
     try:
         d = store.dir(cid)
         _write_small(os.path.join(d, "hostname"), hostname + "\n")
-        if mode.kind == "host":
-            hosts_text = _hosts(opts, "host")
+        if light:
+            _write_small(os.path.join(d, "hosts"), _hosts(opts, mode.kind, hostname))
+            _write_small(os.path.join(d, "resolv.conf"), _resolv_conf(config, opts))
         else:
-            hosts_text = network.etc_hosts(mode, hostname, add_hosts=opts.add_hosts)
-        _write_small(os.path.join(d, "hosts"), hosts_text)
-        _write_small(os.path.join(d, "resolv.conf"), network.resolv_conf(
-            mode, config, dns=opts.dns, dns_search=opts.dns_search, dns_opts=opts.dns_options))
+            _write_small(os.path.join(d, "hosts"), network.etc_hosts(mode, hostname, add_hosts=opts.add_hosts))
+            _write_small(os.path.join(d, "resolv.conf"), network.resolv_conf(
+                mode, config, dns=opts.dns, dns_search=opts.dns_search, dns_opts=opts.dns_options))
         layers = layer_paths(config, image, driver_choice.fmt)
         drv = _driver(config, driver_choice.name)
         drv.prepare(cid, layers, volatile=opts.auto_remove)
@@ -662,33 +681,41 @@ class _Attachments:
     """
 
     def __init__(self, config, store: st.Store, rec: st.Record, image, external: bool = False):
-        from rootless import limits
-
         self.config, self.store, self.rec = config, store, rec
         self.external = external
         self.cgroup = None
         self.net = None
         hc = rec["HostConfig"]
         own = rec.setdefault("Rootless", {})
-        self.limits = limits.Limits.from_dict(own.get("Limits") or {})
+        self.limits = None
+        if own.get("Limits"):  # rootless.limits and .cgroups are imported only when needed (start-up time)
+            from rootless import limits
+
+            self.limits = limits.Limits.from_dict(own["Limits"])
         self.mode_text = hc.get("NetworkMode") or ""
         self.publish = list(own.get("Publish") or [])
         self.publish_all = bool(hc.get("PublishAllPorts"))
         self.exposed = list((image.config.get("config") or {}).get("ExposedPorts") or {})
 
     def on_ready(self, pid: int) -> None:
-        from rootless import cgroups
-
         own = self.rec["Rootless"]
-        self.cgroup = cgroups.Manager.for_container(self.rec["Id"], self.limits)
-        if self.cgroup is not None:
-            own["Cgroup"] = self.cgroup.to_json()
-            self.cgroup.add_pid(pid)
-        if self.external or self.mode_text in ("host",) or self.mode_text.startswith("container:"):
-            return  # an external runtime sets up its own (loopback-only) network namespace
+        # No limits asked: a cgroup anyway where cgroup v2 is mounted (stats, OOM, pause); on a
+        # v1/hybrid host there is nothing to do, and one stat() says so.
+        if self.limits or os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            from rootless import cgroups, limits
+
+            self.cgroup = cgroups.Manager.for_container(self.rec["Id"], self.limits or limits.Limits.empty)
+            if self.cgroup is not None:
+                own["Cgroup"] = self.cgroup.to_json()
+                self.cgroup.add_pid(pid)
+        text = self.mode_text or self.config.network_mode
+        if self.external or text in ("host", "none") or text.startswith("container:"):
+            # an external runtime sets up its own (loopback-only) network namespace; for `none`
+            # our runtime brought lo up itself
+            return
         from rootless import network
 
-        mode = network.parse_mode(self.mode_text or self.config.network_mode)
+        mode = network.parse_mode(text)
         ports = network.parse_ports(self.publish, publish_all=self.publish_all, exposed=self.exposed)
         self.net = network.setup(mode, pid, ports, config=self.config, state_dir=self.store.path(self.rec["Id"], "net"))
         own["Net"] = self.net.to_json()

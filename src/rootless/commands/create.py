@@ -45,9 +45,9 @@ def add_common(p) -> None:
     p.add_argument("-p", "--publish", action="append", default=[], metavar="list",
                    help="Publish a container's port(s) to the host ([ip:]hostport:ctrport[/tcp|udp])")
     p.add_argument("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
-    from rootless import limits
+    from rootless import limitflags
 
-    limits.add_arguments(p)
+    limitflags.add_arguments(p)
     p.add_argument("--pull", default="missing", choices=("missing", "always", "never"),
                    help="Pull image before running (missing, always, never)")
     p.add_argument("--platform", default=None, metavar="string", help="Set platform if server is multi-platform capable")
@@ -147,16 +147,23 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
         raise UsageError(str(e), "see `rootless run --help`")
     if shm <= 0:
         raise UsageError(f"invalid --shm-size `{args.shm_size}`", "give a positive size such as 64m")
-    from rootless import limits, network
+    from rootless import limitflags
 
     net_text = args.network or config.network_mode
-    mode = network.parse_mode(net_text)  # UsageError when bad
-    if args.publish or args.publish_all:
-        if mode.kind in ("none", "host", "container"):
-            raise UsageError(f"publish ports with --network {mode}: the container has no network of its own to publish from",
-                             "drop -p/-P, or use the default network (slirp4netns)")
-        network.parse_ports(args.publish)  # check the syntax now
-    lim = limits.from_args(args)
+    if net_text not in ("none", "host") or args.publish or args.publish_all:
+        from rootless import network  # not for none/host (start-up time)
+
+        mode = network.parse_mode(net_text)  # UsageError when bad
+        if args.publish or args.publish_all:
+            if mode.kind in ("none", "host", "container"):
+                raise UsageError(f"publish ports with --network {mode}: the container has no network of its own "
+                                 "to publish from", "drop -p/-P, or use the default network (slirp4netns)")
+            network.parse_ports(args.publish)  # check the syntax now
+    lim = None
+    if limitflags.given(args):
+        from rootless import limits
+
+        lim = limits.from_args(args)
     entrypoint = None
     if args.entrypoint is not None:
         entrypoint = (args.entrypoint,) if args.entrypoint else ()
@@ -178,7 +185,7 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
         cap_drop=tuple(args.cap_drop),
         privileged=args.privileged,
         no_new_privileges=_security_opts(args.security_opt, config.no_new_privileges),
-        network="host" if mode.kind == "host" else str(mode) if mode.kind == "container" else "private",
+        network="host" if net_text == "host" else "private",
         labels=_labels(args.label),
     )
     return CreateOptions(

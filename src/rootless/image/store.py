@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -50,6 +49,8 @@ def chain_ids(diff_ids: List[str]) -> List[str]:
         if not out:
             out.append(d)
         else:
+            import hashlib  # not at the top: `run` of a local image needs no hashing (start-up time)
+
             out.append("sha256:" + hashlib.sha256(f"{out[-1]} {d}".encode()).hexdigest())
     return out
 
@@ -161,6 +162,8 @@ class BlobWriter:
         self.expected_size = expected_size
         self.tmp = os.path.join(store.tmp_dir, f"{self.hex}.{os.getpid()}.partial")
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        import hashlib
+
         self.hasher = hashlib.sha256()
         self.size = 0
 
@@ -332,6 +335,8 @@ class ImageStore:
 
     def put_blob(self, data: bytes, digest: Optional[str] = None) -> str:
         """Store small content (configs, manifests); returns its digest. Verified if ``digest``."""
+        import hashlib
+
         got = "sha256:" + hashlib.sha256(data).hexdigest()
         if digest is not None and got != digest:
             raise DigestMismatch(digest, got, len(data))

@@ -51,6 +51,20 @@ class _Exec:
     setgroups_allowed: bool = True
 
 
+def _loopback_up() -> None:
+    """ioctl SIOCGIFFLAGS/SIOCSIFFLAGS on `lo` (netdevice(7)); we hold CAP_NET_ADMIN over this netns."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        ifr = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), 0x8913, ifr))[1]
+        if not flags & 0x1:
+            fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))
+    except OSError as e:
+        raise RuntimeSetupError(f"bring up `lo` in the container's network namespace: {e.strerror}")
+    finally:
+        s.close()
+
+
 def main(cfg, ctl: socket.socket) -> NoReturn:
     try:
         sc.set_name("rootless:init")
@@ -128,6 +142,8 @@ def _setup(cfg, ctl: socket.socket) -> _Exec:
             sc.sethostname(spec["hostname"])
         except OSError as e:
             raise RuntimeSetupError(f"set hostname `{spec['hostname']}`: {e.strerror}")
+    if any(n.get("type") == "network" and not n.get("path") for n in linux.get("namespaces") or []):
+        _loopback_up()  # a new network namespace starts with lo down; docker's containers have it up
     if spec.get("domainname") and "uts" in ns_types:
         try:
             sc.setdomainname(spec["domainname"])
