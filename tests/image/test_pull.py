@@ -254,7 +254,7 @@ def test_errors_have_hints(rl, registry, busybox_image):
     r = rl("pull", "nosuchhost.invalid/foo/bar")
     assert_clean_error(r, "nosuchhost.invalid", "no such host")
     r = rl("pull", "Busybox")
-    assert_clean_error(r, "invalid reference format: repository name must be lowercase")
+    assert_clean_error(r, "invalid reference format: repository name (library/Busybox) must be lowercase")
     r = rl("pull", "a:b:c")
     assert_clean_error(r, "invalid reference format")
     from fixtures.registry import free_port

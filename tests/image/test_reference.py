@@ -35,8 +35,8 @@ def test_normalise(text, full, familiar):
 
 @pytest.mark.parametrize("text, message", [
     ("", "invalid reference format"),
-    ("Busybox", "invalid reference format: repository name must be lowercase"),
-    ("user/App:tag", "invalid reference format: repository name must be lowercase"),
+    ("Busybox", "invalid reference format: repository name (library/Busybox) must be lowercase"),
+    ("user/App:tag", "invalid reference format: repository name (user/App) must be lowercase"),
     ("a:b:c", "invalid reference format"),
     ("busybox:", "invalid reference format"),
     ("-busybox", "invalid reference format"),

@@ -166,7 +166,8 @@ def parse(s: str) -> Reference:
     cut = [x for x in (remainder.find(":"), remainder.find("@")) if x > -1]
     remote_name = remainder[: min(cut)] if cut else remainder
     if remote_name.lower() != remote_name:
-        raise _fail("invalid reference format: repository name must be lowercase", s)
+        # docker >= 25 (distribution/reference 0.6) names the repository in this message
+        raise _fail(f"invalid reference format: repository name ({remote_name}) must be lowercase", s)
     return parse_full(f"{domain}/{remainder}", original=s)
 
 
@@ -177,8 +178,10 @@ def parse_full(s: str, original: Optional[str] = None) -> Reference:
         raise _fail("repository name must have at least one component", orig)
     m = REFERENCE_RE.match(s)
     if not m:
-        if REFERENCE_RE.match(s.lower()):
-            raise _fail("invalid reference format: repository name must be lowercase", orig)
+        lm = REFERENCE_RE.match(s.lower())
+        if lm:
+            name = s[: len(lm.group(1))].split("/", 1)[-1] if "/" in s else s[: len(lm.group(1))]
+            raise _fail(f"invalid reference format: repository name ({name}) must be lowercase", orig)
         raise _fail("invalid reference format", orig)
     name, tag, digest = m.group(1), m.group(2), m.group(3)
     if len(name) > NAME_TOTAL_LENGTH_MAX:
