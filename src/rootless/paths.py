@@ -100,10 +100,12 @@ def ensure_private_dir(path: str) -> str:
     return path
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never a part.
 
-    temp file in the same directory, fsync, rename, fsync of the directory.
+    temp file in the same directory, fsync, rename, fsync of the directory. ``durable=False``
+    keeps the rename (still atomic for readers, and after a crash) but skips the fsyncs: for
+    state that does not need to outlive a power loss (a --rm container's record).
     """
     d = os.path.dirname(path) or "."
     tmp = os.path.join(d, f".{os.path.basename(path)}.tmp-{os.getpid()}")
@@ -113,7 +115,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         _unlink_quiet(tmp)
@@ -124,7 +127,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     except BaseException:
         _unlink_quiet(tmp)
         raise
-    fsync_dir(d)
+    if durable:
+        fsync_dir(d)
 
 
 def fsync_dir(path: str) -> None:

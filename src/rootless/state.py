@@ -152,14 +152,8 @@ class Store:
     def save(self, record: Record, durable: bool = True) -> None:
         data = json.dumps(record, indent=None, separators=(",", ":")).encode()
         path = self.path(record["Id"], "config.json")
-        if durable:
-            paths.atomic_write(path, data, mode=0o600)
-        else:
-            # still atomic (rename), just without the fsyncs: used for short-lived --rm containers
-            tmp = f"{path}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.rename(tmp, path)
+        # without the fsyncs for short-lived --rm containers (still atomic: a rename)
+        paths.atomic_write(path, data, mode=0o600, durable=durable)
 
     def load(self, cid: str) -> Record:
         try:
@@ -174,6 +168,14 @@ class Store:
     def refresh(self, rec: Record) -> Record:
         """A record that says running but whose process is gone is shown as exited (not saved here)."""
         st = rec.get("State") or {}
+        if st.get("Restarting") and not st.get("Running") and st.get("MonitorPid"):
+            # waiting to restart: only its monitor (rootless.monitor) will start it again
+            mon = {"Pid": st.get("MonitorPid"), "PidStartTime": st.get("MonitorStartTime")}
+            if not is_alive(mon, self.proc):
+                st.update(Status="exited", Restarting=False,
+                          Error=st.get("Error") or "its monitor is gone: it will not be restarted")
+                if st.get("FinishedAt", ZERO_TIME) == ZERO_TIME:
+                    st["FinishedAt"] = now()
         if st.get("Running") and not is_alive(st, self.proc):
             st.update(Status="exited", Running=False, Pid=0, ExitCode=st.get("ExitCode") or 137,
                       Error=st.get("Error") or "the container's process is gone (its monitor was killed)")

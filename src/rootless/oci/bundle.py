@@ -29,13 +29,7 @@ def write(bundle: str, spec: Dict[str, Any], durable: bool = False) -> str:
     os.makedirs(bundle, mode=0o700, exist_ok=True)
     path = os.path.join(bundle, "config.json")
     data = json.dumps(spec, indent=1).encode()
-    if durable:
-        paths.atomic_write(path, data, mode=0o600)
-    else:
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.rename(tmp, path)
+    paths.atomic_write(path, data, mode=0o600, durable=durable)
     return path
 
 

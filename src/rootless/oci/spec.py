@@ -19,26 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rootless.runtime import ANNOTATION_INIT as _ANNOTATION_INIT
+from rootless.runtime import DEFAULT_CAPABILITIES as _DEFAULT_CAPABILITIES
 
 OCI_VERSION = "1.0.2"
 
-# Docker's default capability set (moby oci/caps/defaults.go).
-DEFAULT_CAPS: Tuple[str, ...] = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-)
+# Docker's default capability set (moby oci/caps/defaults.go), kept once, in the runtime.
+DEFAULT_CAPS: Tuple[str, ...] = tuple(_DEFAULT_CAPABILITIES)
 
 # Every capability Linux 6.x knows (capability.h), for --privileged and --cap-add ALL.
 ALL_CAPS: Tuple[str, ...] = (
