@@ -69,8 +69,13 @@ def test_published_port_serves_the_page(rl, bb):
                 time.sleep(0.2)
         assert body == b"hello-web\n"
     finally:
-        p.terminate()  # forwarded to the container: httpd exits, so does run
-        out, err = p.communicate(timeout=20)
+        p.terminate()  # forwarded to the container (--init passes it on): httpd exits, so does run
+        try:
+            p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2)
     assert leftovers(rl.data_root) == []
