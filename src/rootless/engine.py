@@ -52,6 +52,8 @@ class CreateOptions:
     publish: Tuple[str, ...] = ()  # -p values
     publish_all: bool = False  # -P
     limits: Dict[str, Any] = field(default_factory=dict)  # rootless.limits.Limits.to_dict()
+    # HostConfig keys from containers.host_config_extras: RestartPolicy, LogConfig, Binds, Mounts, VolumesFrom
+    host_extra: Tuple[Tuple[str, Any], ...] = ()
 
 
 # Warnings the engine has for the user (a fallback taken, ...): the CLI and the API set this.
@@ -271,7 +273,7 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
     else:
         from rootless import network
 
-        mode = network.parse_mode(net_text)
+        mode = network.parse_mode(net_text, data_root=config.data_root)
     if mode.kind == "container":
         other = st.Store(config.data_root).resolve(mode.container)
         if not (other["State"].get("Running") and st.is_alive(other["State"])):
@@ -284,7 +286,7 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
 
         cgroups.Manager.check(limits.Limits.from_dict(opts.limits))  # never ignore a limit: fail now
     runtime = choose_runtime(config, opts.runtime)
-    if not runtime.ours and mode.kind in ("slirp4netns", "helper"):
+    if not runtime.ours and mode.kind in ("slirp4netns", "helper", "user"):
         # The network is set up from on_ready(pid of the container's init), which an external
         # runtime's `run` does not give us. Say so, and use the loopback-only network.
         if opts.network or opts.publish or opts.publish_all:
@@ -384,6 +386,7 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
         # rootless's own: how to rebuild the limits and the published ports at start
         "Rootless": {"Limits": dict(opts.limits), "Publish": list(opts.publish), "Net": None, "Cgroup": None},
     }
+    _host_extra(config, rec, opts.host_extra)
     store.create(rec, durable=not opts.auto_remove)
     try:
         d = store.dir(cid)
@@ -399,6 +402,11 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
         drv = _driver(config, driver_choice.name)
         drv.prepare(cid, layers, volatile=opts.auto_remove)
         rec["GraphDriver"]["Data"] = {"UpperDir": drv.upper_dir(cid)}
+        hc = rec["HostConfig"]
+        if hc.get("Binds") or hc.get("Mounts") or hc.get("VolumesFrom") or icfg.get("Volumes"):
+            from rootless import volumes
+
+            rec["Mounts"] = volumes.prepare(config, rec, icfg, layers, driver_choice.fmt)
         store.save(rec, durable=not opts.auto_remove)
     except BaseException:
         try:
@@ -407,6 +415,15 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
             pass
         raise
     return rec
+
+
+def _host_extra(config, rec: st.Record, extra: Tuple[Tuple[str, Any], ...]) -> None:
+    """Restart policy, log config (the config's log-driver/log-opts by default) and volumes."""
+    hc = rec["HostConfig"]
+    hc.update(dict(extra))
+    hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+    hc.setdefault("LogConfig", {"Type": config.log_driver or "json-file", "Config": dict(config.log_opts or {})})
+    rec.setdefault("Mounts", [])
 
 
 def _port_bindings(ports) -> Dict[str, List[Dict[str, str]]]:
@@ -509,6 +526,13 @@ def build_spec(config, rec: st.Record, rootfs: str, read_file: Callable[[str], O
     net_mode = rec["HostConfig"].get("NetworkMode") or ""
     if net_mode.startswith("container:"):
         _join_container_netns(config, spec, net_mode.split(":", 1)[1])
+    elif net_mode and net_mode.partition(":")[0] not in ("none", "host", "slirp4netns", "bridge", "default", "slirp",
+                                                         "helper"):
+        from rootless import network
+        from rootless.network import usernet
+
+        mode = network.parse_mode(net_mode, data_root=config.data_root)  # a user network (or an error)
+        usernet.join_spec(config.data_root, config.exec_root, spec, mode.network, rec["Id"], ids)
     return spec
 
 
@@ -574,7 +598,26 @@ def finish(config, store: st.Store, rec: st.Record, code: int, error: str, clean
         if rec["HostConfig"].get("AutoRemove"):
             remove(config, rec["Id"], force=True, store=store, rec=rec)
         elif os.path.isdir(store.dir(rec["Id"])):  # not removed meanwhile (`rm -f`)
+            keep_updates(store, rec)
             store.save(rec)
+
+
+def keep_updates(store: st.Store, rec: st.Record) -> None:
+    """Take into ``rec`` what `rootless update` saved while it ran: the limits and restart policy.
+
+    The process that started a container holds its record from the start; saving that copy at
+    the exit would undo an update made meanwhile (the next start would use the old limits).
+    """
+    try:
+        saved = store.load(rec["Id"])
+    except RootlessError:
+        return
+    own, hc = saved.get("Rootless") or {}, saved.get("HostConfig") or {}
+    if "Limits" in own:
+        rec.setdefault("Rootless", {})["Limits"] = own["Limits"]
+    for key in [k for _, k in _LIMIT_FIELDS] + ["RestartPolicy"]:
+        if key in hc:
+            rec["HostConfig"][key] = hc[key]
 
 
 def start(config, ref: str, *, stdio=None, store: Optional[st.Store] = None, ids=None) -> Started:
@@ -631,6 +674,11 @@ def _spawn(config, store: st.Store, rec: st.Record, stdio, ids):
         layers = layer_paths(config, image, drv.fmt)
         plan = drv.prepare(cid, layers, volatile=bool(rec["HostConfig"].get("AutoRemove")))
         spec = build_spec(config, rec, plan.rootfs, lambda p: drv.read_file(cid, layers, p), ids)
+        if rec.get("Mounts"):  # volumes and binds (rootless.volumes), after the spec's own mounts
+            from rootless import volumes
+
+            volumes.check_sources(rec["Mounts"])
+            spec["mounts"] = list(spec["mounts"]) + volumes.spec_mounts(rec["Mounts"])
         from rootless.oci import bundle as ocibundle
 
         bundle = store.path(cid, "bundle")
@@ -715,9 +763,11 @@ class _Attachments:
             return
         from rootless import network
 
-        mode = network.parse_mode(text)
+        mode = network.parse_mode(text, data_root=self.config.data_root)
         ports = network.parse_ports(self.publish, publish_all=self.publish_all, exposed=self.exposed)
-        self.net = network.setup(mode, pid, ports, config=self.config, state_dir=self.store.path(self.rec["Id"], "net"))
+        self.net = network.setup(mode, pid, ports, config=self.config, state_dir=self.store.path(self.rec["Id"], "net"),
+                                 container_id=self.rec["Id"], name=self.rec.get("Name") or "",
+                                 hostname=self.rec["Config"].get("Hostname") or "", hosts_path=self.rec["HostsPath"])
         own["Net"] = self.net.to_json()
         for note in self.net.notes:
             warn(note)

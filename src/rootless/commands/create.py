@@ -58,7 +58,10 @@ def add_common(p) -> None:
     p.add_argument("--dns-option", action="append", default=[], metavar="list", help="Set DNS options")
     p.add_argument("--add-host", action="append", default=[], metavar="list", help="Add a custom host-to-IP mapping (host:ip)")
     p.add_argument("--runtime", default="", metavar="string", help="Runtime to use for this container")
-    p.add_argument("-d", "--detach", action="store_true", help="Run container in background (not supported yet)")
+    p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
+    from rootless import containers
+
+    containers.add_flags(p)  # --restart, --log-driver, --log-opt, -v, --mount, --volumes-from
     p.add_argument("image", help="The image to create the container from")
     p.add_argument("command", nargs=argparse.REMAINDER, help="The command and its arguments")
 
@@ -121,13 +124,11 @@ def _labels(items: List[str]) -> Tuple[Tuple[str, str], ...]:
 
 def build_options(args, config, auto_remove: Optional[bool] = None):
     """argparse namespace + config defaults -> engine.CreateOptions."""
+    from rootless import containers
     from rootless.config import parse_size
     from rootless.engine import CreateOptions
     from rootless.oci import spec as ocispec
 
-    if args.detach:
-        raise UsageError("run in the background (-d): not supported yet",
-                         "run it in the foreground, e.g. in another terminal or with `&`")
     env: List[str] = []
     for path in args.env_file:
         env += _env_file(path)
@@ -153,7 +154,7 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
     if net_text not in ("none", "host") or args.publish or args.publish_all:
         from rootless import network  # not for none/host (start-up time)
 
-        mode = network.parse_mode(net_text)  # UsageError when bad
+        mode = network.parse_mode(net_text, data_root=config.data_root)  # UsageError when bad
         if args.publish or args.publish_all:
             if mode.kind in ("none", "host", "container"):
                 raise UsageError(f"publish ports with --network {mode}: the container has no network of its own "
@@ -206,6 +207,7 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
         publish=tuple(args.publish),
         publish_all=args.publish_all,
         limits=lim.to_dict() if lim else {},
+        host_extra=containers.host_config_extras(args, config),
     )
 
 

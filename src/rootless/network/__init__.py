@@ -21,7 +21,10 @@ Modes (``--network``): ``slirp4netns`` (default; Podman's options after a colon:
 ``slirp4netns:allow_host_loopback=true,enable_ipv6=true,mtu=1500,port_handler=slirp4netns``),
 ``none`` (only lo, brought up), ``host`` (nothing to do), ``container:<id>`` (the engine joins
 that container's namespace; nothing to do here), ``helper`` (a veth on the root helper's bridge;
-falls back to slirp4netns with a note when the helper is not running).
+falls back to slirp4netns with a note when the helper is not running), and the name of a
+user-defined network (``rootless network create NAME``; kind ``user``, see network/usernet.py:
+``parse_mode(text, data_root=...)`` knows them, and the engine calls ``usernet.join_spec`` so
+that the container joins the shared user namespace those networks live in).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rootless.network.proxy import Proxy
     from rootless.network.slirp import Slirp
 
-MODES = ("slirp4netns", "none", "host", "container", "helper")
+MODES = ("slirp4netns", "none", "host", "container", "helper", "user")
 PORT_DRIVERS = ("builtin", "slirp4netns")
 _MODE_HINT = "use --network slirp4netns, none, host, helper or container:NAME"
 
@@ -52,8 +55,11 @@ class NetworkMode:
     enable_ipv6: bool = False
     mtu: int = 65520
     port_driver: str = ""  # "" = the config's port-driver
+    network: str = ""  # kind "user": the network's name
 
     def __str__(self) -> str:
+        if self.kind == "user":
+            return self.network
         return f"container:{self.container}" if self.kind == "container" else self.kind
 
 
@@ -65,17 +71,25 @@ def _bool_opt(key: str, v: str) -> bool:
     raise UsageError(f"parse --network option `{key}={v}`: expected true or false", _MODE_HINT)
 
 
-def parse_mode(text: str) -> NetworkMode:
-    """``--network`` (or config ``network-mode``) -> NetworkMode. ``bridge``/``default`` = slirp4netns."""
+def parse_mode(text: str, data_root: Optional[str] = None) -> NetworkMode:
+    """``--network`` (or config ``network-mode``) -> NetworkMode. ``bridge``/``default`` = slirp4netns.
+
+    With ``data_root``, the name (or id) of a user-defined network there is a mode of kind ``user``."""
     text = (text or "slirp4netns").strip()
     kind, _, rest = text.partition(":")
+    if data_root and kind not in MODES and kind not in ("bridge", "default", "slirp") and not rest:
+        from rootless.network import usernet
+
+        net = usernet.find(data_root, text)
+        if net is not None:
+            return NetworkMode("user", network=net["Name"])
     if kind in ("bridge", "default", "slirp"):
         kind = "slirp4netns"
     if kind == "container":
         if not rest:
             raise UsageError("parse --network `container:`: the container name is missing", "use --network container:NAME")
         return NetworkMode("container", container=rest)
-    if kind not in MODES:
+    if kind not in MODES or kind == "user":
         raise UsageError(f"parse --network `{text}`: unknown network mode `{kind}`",
                          _MODE_HINT + " (user-defined networks: `rootless network ls`)")
     mode = NetworkMode(kind)
@@ -127,7 +141,7 @@ def resolv_conf(mode: NetworkMode, config: Optional[Config] = None, *, dns: Sequ
 
     host = resolv.read_host(host_path)
     return resolv.make(
-        mode.kind,
+        "slirp4netns" if mode.kind == "user" else mode.kind,  # the shared namespace's slirp4netns resolver
         host,
         dns=list(dns) or (config.dns if config else []),
         dns_search=list(dns_search) or (config.dns_search if config else []),
@@ -145,6 +159,8 @@ def etc_hosts(mode: NetworkMode, hostname: str, *, add_hosts: Sequence[str] = ()
 
     if mode.kind == "slirp4netns":
         address = address or slirp.GUEST_ADDR
+        gateway = gateway or slirp.GATEWAY
+    elif mode.kind == "user":  # the host through the shared namespace's slirp4netns
         gateway = gateway or slirp.GATEWAY
     extra = [hosts.parse_add_host(h) for h in add_hosts]
     return hosts.make(hostname, address=address, extra_hosts=extra, gateway=gateway)
@@ -166,6 +182,9 @@ class NetHandle:
     proxy: Optional[Proxy] = None
     helper_socket: str = ""  # set in helper mode: release the lease there
     container_pid: int = 0
+    data_root: str = ""  # user networks: where their definitions are (release the addresses there)
+    exec_root: str = ""  # user networks: where the shared namespace's holder is recorded
+    container_id: str = ""  # user networks
     notes: List[str] = field(default_factory=list)  # say these to the user (fallbacks)
 
     def port_lines(self) -> List[str]:
@@ -189,6 +208,10 @@ class NetHandle:
                 slirp.stop(self.slirp, proc)
             except OSError as e:
                 problems.append(f"stop slirp4netns (pid {self.slirp.pid}): {e.strerror}")
+        if self.mode == "user" and self.data_root and self.container_id:
+            from rootless.network import usernet
+
+            problems += usernet.release(self.data_root, self.exec_root, self.container_id, proc=proc)
         if self.helper_socket:
             from rootless.network import helper_client
 
@@ -210,6 +233,9 @@ class NetHandle:
             "proxy": self.proxy.to_dict() if self.proxy else None,
             "helper_socket": self.helper_socket,
             "container_pid": self.container_pid,
+            "data_root": self.data_root,
+            "exec_root": self.exec_root,
+            "container_id": self.container_id,
             "notes": list(self.notes),
         }
         return json.dumps(d, sort_keys=True)
@@ -231,6 +257,9 @@ class NetHandle:
                 proxy=Proxy.from_dict(d["proxy"]) if d.get("proxy") else None,
                 helper_socket=str(d.get("helper_socket", "")),
                 container_pid=int(d.get("container_pid", 0)),
+                data_root=str(d.get("data_root", "")),
+                exec_root=str(d.get("exec_root", "")),
+                container_id=str(d.get("container_id", "")),
                 notes=[str(n) for n in d.get("notes", [])],
             )
         except (ValueError, KeyError, TypeError) as e:
@@ -245,6 +274,10 @@ def setup(
     config: Optional[Config] = None,
     state_dir: str,
     proc: str = "/proc",
+    container_id: str = "",
+    name: str = "",
+    hostname: str = "",
+    hosts_path: str = "",
 ) -> NetHandle:
     """Connect the network namespace of ``pid`` (the container's init) and publish ``ports``.
 
@@ -254,7 +287,7 @@ def setup(
     from rootless import paths
 
     if isinstance(mode, str):
-        mode = parse_mode(mode)
+        mode = parse_mode(mode, data_root=config.data_root if config else None)
     ports = list(ports)
     notes: List[str] = []
     if mode.kind in ("host", "container"):
@@ -273,6 +306,9 @@ def setup(
         return NetHandle("none", notes=notes)
     paths.ensure_private_dir(state_dir)
     driver = mode.port_driver or (config.port_driver if config else "builtin")
+    if mode.kind == "user":
+        return _setup_user(mode, pid, ports, config, state_dir, proc, container_id=container_id, name=name,
+                           hostname=hostname, hosts_path=hosts_path, driver=driver)
     if mode.kind == "helper":
         from rootless.network import helper_client
 
@@ -332,6 +368,39 @@ def _setup_helper(pid: int, ports: List[PortSpec], sock: str, state_dir: str, pr
                      gateway=lease.gateway, proxy=px, helper_socket=sock, container_pid=pid)
 
 
+def _setup_user(mode: NetworkMode, pid: int, ports: List[PortSpec], config: Optional[Config], state_dir: str,
+                proc: str, *, container_id: str, name: str, hostname: str, hosts_path: str, driver: str) -> NetHandle:
+    """A user-defined network: a veth on its bridge in the shared namespace (network/usernet.py)."""
+    from rootless import paths
+    from rootless.network import proxy, usernet
+
+    if config is None:
+        raise RootlessError(f"connect to network `{mode.network}`: no configuration given", "this is a bug in rootless")
+    # The engine keeps a container's files beside its `net` state directory: derive what was not given.
+    cdir = os.path.dirname(os.path.abspath(state_dir))
+    container_id = container_id or os.path.basename(cdir)
+    hosts_path = hosts_path or os.path.join(cdir, "hosts")
+    name = (name or container_id[:12]).lstrip("/")
+    exec_root = config.exec_root or paths.default_exec_root().path
+    notes: List[str] = []
+    if ports and driver == "slirp4netns":
+        notes.append("published ports of a container on a user network use the builtin port driver "
+                     "(slirp4netns's add_hostfwd cannot reach the network's bridge)")
+    att = usernet.attach(config.data_root, exec_root, mode.network, pid, container_id=container_id, name=name,
+                         hostname=hostname, hosts_path=hosts_path, proc=proc)
+    px = None
+    try:
+        if ports:
+            px = proxy.start(pid, ports, log_path=os.path.join(state_dir, "proxy.log"), proc=proc)
+            ports = px.ports
+    except BaseException:
+        usernet.release(config.data_root, exec_root, container_id, proc=proc)
+        raise
+    return NetHandle("user", port_driver="builtin" if ports else "", ports=ports, address=att.address,
+                     gateway=att.gateway, proxy=px, container_pid=pid, data_root=config.data_root,
+                     exec_root=exec_root, container_id=container_id, notes=notes)
+
+
 def _is_loopback(ip: str) -> bool:
     import ipaddress
 
@@ -353,11 +422,17 @@ def info(config: Optional[Config] = None) -> Dict[str, str]:
     else:
         why = "slirp4netns (its add_hostfwd API; port-driver = \"slirp4netns\")"
     sock = config.helper_socket if config else helper_client.DEFAULT_SOCKET
+    user = ""
+    if config is not None and config.data_root and config.exec_root:
+        from rootless.network import usernet
+
+        user = usernet.status(config.data_root, config.exec_root)
     return {
         "network": (config.network_mode if config else "slirp4netns"),
         "slirp4netns": tools.version("slirp4netns") or "not installed",
         "port driver": why,
         "helper": f"running at {sock}" if helper_client.available(sock) else f"not running ({sock})",
+        **({"user networks": user} if user else {}),
     }
 
 
