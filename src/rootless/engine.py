@@ -597,6 +597,10 @@ def finish(config, store: st.Store, rec: st.Record, code: int, error: str, clean
                  FinishedAt=st.now())
         if rec["HostConfig"].get("AutoRemove"):
             remove(config, rec["Id"], force=True, store=store, rec=rec)
+            if rec.get("Mounts"):  # docker's --rm takes the anonymous volumes too
+                from rootless import volumes
+
+                volumes.remove_anonymous(config, rec)
         elif os.path.isdir(store.dir(rec["Id"])):  # not removed meanwhile (`rm -f`)
             keep_updates(store, rec)
             store.save(rec)

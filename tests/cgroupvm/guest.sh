@@ -1,5 +1,5 @@
 #!/bin/sh
-# guest.sh SRC RESULTS -- runs INSIDE the cgroup v2 VM as root (started by run-vm.sh).
+# guest.sh SRC RESULTS [SELECTION] -- runs INSIDE the cgroup v2 VM as root (started by run-vm.sh).
 #
 # 1. Delegates a cgroup subtree to the test user the way systemd's `Delegate=` does for
 #    user@UID.service: controllers enabled down to user-UID.slice, user@UID.service created and
@@ -13,6 +13,7 @@
 
 SRC=$1
 RESULTS=$2
+SELECTION=${3:-tests/cgroupvm}
 TEST_USER=${ROOTLESS_TEST_USER:-rltuser}
 VENV=${ROOTLESS_TEST_VENV:-/opt/rootless-test-venv}
 CG=/sys/fs/cgroup
@@ -46,9 +47,9 @@ cd "$SRC" || exit 93
     sh -c "echo \$\$ > $DELEG/cgroup.procs; exec setpriv --reuid=$U --regid=$G --clear-groups \
         env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=$HOMEDIR USER=$TEST_USER LANG=C.UTF-8 \
             PYTHONDONTWRITEBYTECODE=1 ROOTLESS_CGROUPVM=1 XDG_RUNTIME_DIR=/run/user/$U \
-            timeout -s KILL ${ROOTLESS_CGROUPVM_TIMEOUT:-240} \
-            $VENV/bin/python -m pytest -p no:cacheprovider -q -rs --durations=5 -m cgroupvm \
-                --junitxml=/tmp/cgroupvm.xml --basetemp=/tmp/rootless-pytest-cgroupvm tests/cgroupvm" 2>&1
+            timeout -s KILL ${ROOTLESS_CGROUPVM_TIMEOUT:-360} \
+            $VENV/bin/python -m pytest -p no:cacheprovider -v -rs --durations=8 -m cgroupvm \
+                --junitxml=/tmp/cgroupvm.xml --basetemp=/tmp/rootless-pytest-cgroupvm $SELECTION" 2>&1
     echo $? > /tmp/cgroupvm.rc
 } | tee /tmp/cgroupvm.log
 rc=$(cat /tmp/cgroupvm.rc)

@@ -2,11 +2,13 @@
 # run-vm.sh -- boot ONE cgroup v2 VM and run every test of tests/cgroupvm inside it, as the
 # delegated unprivileged test user. Called by tests/run; usable alone (as root):
 #
-#   tests/cgroupvm/run-vm.sh [--src DIR] [--results DIR]
+#   tests/cgroupvm/run-vm.sh [--src DIR] [--results DIR] [--only PYTEST_SELECTION]
 #
 # --src      the tree to test (default: this checkout); shared read-only with the guest
 # --results  a host directory shared read-write: the guest writes cgroupvm.xml (junit) and
 #            cgroupvm.log there (default: /var/tmp/rootless-cgroupvm-results)
+# --only     what the guest's pytest runs instead of all of tests/cgroupvm, e.g.
+#            tests/cgroupvm/test_cli_vm.py (one word: a path or node id under the tree)
 #
 # The guest: virtme-ng (vng) boots the Debian kernel with `cgroup_no_v1=all` under QEMU (TCG where
 # KVM is unusable), the host's / shared read-only (with tmpfs overlays on /etc /var /tmp /home
@@ -23,10 +25,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$here/../.." && pwd)
 RESULTS=/var/tmp/rootless-cgroupvm-results
+ONLY=tests/cgroupvm
 while [ $# -gt 0 ]; do
   case $1 in
     --src) SRC=$2; shift 2 ;;
     --results) RESULTS=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
     *) echo "run-vm.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -92,14 +96,14 @@ if [ "$accel" = auto ]; then
   if [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ]; then accel=kvm; else accel=tcg; fi
 fi
 args=(-r "$VMLINUZ" -m "$MEM" -p "$CPUS" -a cgroup_no_v1=all -a loglevel=3
-      --rodir "$SRC" --rwdir "$RESULTS" --cwd / -e "sh $SRC/tests/cgroupvm/guest.sh $SRC $RESULTS")
+      --rodir "$SRC" --rwdir "$RESULTS" --cwd / -e "sh $SRC/tests/cgroupvm/guest.sh $SRC $RESULTS $ONLY")
 [ "$accel" = tcg ] && args=(--disable-kvm "${args[@]}")
 [ -n "${CGROUPVM_VERBOSE:-}" ] && args=(-v "${args[@]}")
 
 log "booting kernel $KVER (accel=$accel, mem=$MEM, cpus=$CPUS); tests run inside as ${ROOTLESS_TEST_USER:-rltuser}"
 start=$(date +%s.%N)
 set +e
-PATH=$CACHE/venv/bin:$PATH timeout -s KILL "${ROOTLESS_CGROUPVM_HOST_TIMEOUT:-420}" vng "${args[@]}" </dev/null
+PATH=$CACHE/venv/bin:$PATH timeout -s KILL "${ROOTLESS_CGROUPVM_HOST_TIMEOUT:-480}" vng "${args[@]}" </dev/null
 rc=$?
 set -e
 end=$(date +%s.%N)

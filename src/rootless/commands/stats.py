@@ -1,0 +1,107 @@
+"""rootless stats: containers' CPU, memory, network, block I/O and process counts, like docker stats.
+
+Without --no-stream the table is redrawn every second (the screen cleared first, as docker does)
+until interrupted. CPU % is computed from two samples of a container's cgroup; a running container
+without a cgroup (cgroup v1 / hybrid host) shows `--` where a cgroup is needed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Dict, List
+
+from rootless.errors import UsageError
+
+INTERVAL = 1.0  # seconds between refreshes (docker's stats collector samples once a second)
+NO_STREAM_GAP = 0.5  # seconds between the two samples of --no-stream (for CPU %)
+CLEAR = "\033[2J\033[H"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
+    p.add_argument("--format", default=None, metavar="string",
+                   help="Format output using a Go template ('table', 'json', 'table TEMPLATE'); fields: "
+                        ".Container .Name .ID .CPUPerc .MemUsage .MemPerc .NetIO .BlockIO .PIDs "
+                        "(and .MemLimit .CPULimit .PIDsLimit)")
+    p.add_argument("--no-stream", action="store_true", help="Disable streaming stats and only pull the first result")
+    p.add_argument("--no-trunc", action="store_true", help="Do not truncate output")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")
+
+
+def _records(config, refs: List[str], all_: bool):
+    """(record, ref as given or None) to show now."""
+    from rootless import state
+
+    store = state.Store(config.data_root)
+    if refs:
+        return [(store.resolve(r), r) for r in refs]
+    recs = store.list()
+    recs.sort(key=lambda r: r.get("Created", ""), reverse=True)
+    if not all_:
+        recs = [r for r in recs if (r.get("State") or {}).get("Running")]
+    return [(r, None) for r in recs]
+
+
+def _render(fmt: str, rows: List[Dict[str, str]]) -> str:
+    from rootless import containerstats, gotemplate
+
+    try:
+        return gotemplate.format_rows(fmt, rows, containerstats.HEADERS)
+    except Exception as e:  # noqa: BLE001 - a template error is the user's
+        raise UsageError(f"parse --format: {e}", "see https://docs.docker.com/config/formatting/")
+
+
+def main(args, ctx) -> int:
+    from rootless import containerstats
+    from rootless.errors import NotFound
+
+    fmt = args.format or getattr(ctx.config, "stats_format", "") or ""
+    if not fmt or fmt == "table":
+        fmt = containerstats.DEFAULT_FORMAT
+    _render(fmt, [])  # a bad template fails before any sampling
+    prev: Dict[str, containerstats.Sample] = {}
+    first = True
+    try:
+        while True:
+            try:
+                recs = _records(ctx.config, args.containers, args.all)
+            except NotFound:
+                if first:
+                    raise
+                recs = _records_lenient(ctx.config, args.containers)
+            samples = [(containerstats.sample(r), ref) for r, ref in recs]
+            if args.no_stream and first and any(s.running for s, _ in samples):
+                prev = {s.cid: s for s, _ in samples}
+                time.sleep(NO_STREAM_GAP)
+                samples = [(containerstats.sample(r), ref) for r, ref in recs]
+            rows = [containerstats.row(prev.get(s.cid), s, args.no_trunc, ref) for s, ref in samples]
+            prev = {s.cid: s for s, _ in samples}
+            text = _render(fmt, rows)
+            if args.no_stream:
+                sys.stdout.write(text)
+                return 0
+            sys.stdout.write(CLEAR + text)
+            sys.stdout.flush()
+            first = False
+            time.sleep(INTERVAL)
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
+        return 0
+
+
+def _records_lenient(config, refs: List[str]):
+    """While streaming: the containers given that still exist (one removed meanwhile drops out)."""
+    from rootless import state
+    from rootless.errors import NotFound
+
+    store = state.Store(config.data_root)
+    out = []
+    for r in refs:
+        try:
+            out.append((store.resolve(r), r))
+        except NotFound:
+            continue
+    return out
+
