@@ -234,10 +234,16 @@ class Store:
         import shutil
 
         d = self.dir(cid)
-        try:
-            shutil.rmtree(d)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            if e.errno != errno.ENOENT:
-                raise RootlessError(f"remove container directory `{d}`: {e.strerror}", "check its permissions")
+        for attempt in range(5):
+            try:
+                shutil.rmtree(d)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                # ENOTEMPTY: its monitor wrote a file meanwhile (the lock, its last record): again
+                if e.errno == errno.ENOTEMPTY and attempt < 4:
+                    time.sleep(0.05)
+                    continue
+                if e.errno != errno.ENOENT:
+                    raise RootlessError(f"remove container directory `{d}`: {e.strerror}", "check its permissions")
+            return

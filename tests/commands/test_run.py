@@ -117,8 +117,8 @@ def test_engine_errors_are_125(rl, bb, registry):
     assert r.returncode == 125 and "error: find image `nosuch-image:1`" in r.stderr and "hint:" in r.stderr
     r = rl("run", "--rm", registry.ref("nosuch:latest"), "true")
     assert r.returncode == 125 and "error:" in r.stderr and "hint:" in r.stderr, r
-    r = rl("run", "-d", bb, "true")
-    assert r.returncode == 125 and "not supported yet" in r.stderr
+    r = rl("run", "-d", "--rm", "--restart", "always", bb, "true")
+    assert r.returncode == 125 and "conflicting" in r.stderr and "hint:" in r.stderr
     r = rl("run", "--rm", "--network", "nosuch", bb, "true")
     assert r.returncode == 125 and "hint:" in r.stderr
     r = rl("run", "--rm", "--cap-add", "FLY", bb, "true")

@@ -19,7 +19,16 @@ def main(args, ctx) -> int:
     status = 0
     for ref in args.containers:
         try:
+            rec = None
+            if args.volumes:
+                from rootless import state
+
+                rec = state.Store(ctx.config.data_root).resolve(ref)
             engine.remove(ctx.config, ref, force=args.force)
+            if rec is not None:
+                from rootless import volumes
+
+                volumes.remove_anonymous(ctx.config, rec)  # named volumes stay, as docker
         except RootlessError as e:
             sys.stderr.write(f"error: {e.message}\n")
             if e.hint:

@@ -23,4 +23,10 @@ def main(args, ctx) -> int:
     engine.warn = ctx.warn
     opts = build_options(args, ctx.config)
     rec = engine.create(ctx.config, opts, out=sys.stderr)
+    if args.detach:  # a monitor (rootless.monitor) is its parent; we print the id and return
+        from rootless import containers
+
+        containers.start_detached(ctx.config, ctx.config_file, state.Store(ctx.config.data_root), rec)
+        sys.stdout.write(rec["Id"] + "\n")
+        return 0
     return start_attached(ctx.config, state.Store(ctx.config.data_root), rec)

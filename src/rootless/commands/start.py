@@ -20,7 +20,9 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 def add_arguments(p) -> None:
     p.add_argument("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR and forward signals")
     p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER", help="The containers to start")
+    p.add_argument("--all-restart", action="store_true",
+                   help="Start every container whose restart policy is always or unless-stopped (not stopped by hand)")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER", help="The containers to start")
 
 
 class SignalForwarder:
@@ -175,9 +177,25 @@ def main(args, ctx) -> int:
 
     engine.warn = ctx.warn
 
-    if not args.attach:
-        raise UsageError("start a container in the background: not supported yet",
-                         "use `rootless start -a CONTAINER` to run it in the foreground")
+    if args.all_restart:  # after a reboot: what docker's daemon restarts when it starts
+        from rootless import containers
+
+        return containers.start_all_restart(ctx.config, ctx.config_file)
+    if not args.containers:
+        raise UsageError("start: give a container", "e.g. `rootless start web`, or --all-restart")
+    if not args.attach:  # in the background, each under a monitor (rootless.monitor), as docker
+        from rootless import containers
+        from rootless.commands.stop import each
+
+        store = state.Store(ctx.config.data_root)
+
+        def one(ref: str) -> None:
+            rec = store.resolve(ref)
+            if args.interactive:
+                raise UsageError("start -i without -a: not supported", "use `rootless start -ai CONTAINER`")
+            containers.start_detached(ctx.config, ctx.config_file, store, rec)
+
+        return each(args.containers, one)
     if len(args.containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once", "give one container with -a")
     store = state.Store(ctx.config.data_root)

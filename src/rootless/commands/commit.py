@@ -1,0 +1,22 @@
+"""rootless commit: a new image from a container's changes (its writable layer as a new layer)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-a", "--author", default="", metavar="string", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    p.add_argument("-c", "--change", action="append", default=[], metavar="list", help="Apply Dockerfile instruction to the created image")
+    p.add_argument("-m", "--message", default="", metavar="string", help="Commit message")
+    p.add_argument("-p", "--pause", action="store_true", default=True, help="Pause container during commit (accepted)")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("repository", nargs="?", default="", metavar="REPOSITORY[:TAG]")
+
+
+def main(args, ctx) -> int:
+    from rootless import containerfs
+
+    image_id = containerfs.commit(ctx.config, args.container, args.repository, args.change, args.message, args.author)
+    sys.stdout.write(image_id + "\n")
+    return 0

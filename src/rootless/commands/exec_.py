@@ -1,0 +1,40 @@
+"""rootless exec: run a command in a running container (its namespaces, root, env, user, caps).
+
+The exit status is the command's; 126 when it cannot be run, 127 when it is not found (docker's).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-d", "--detach", action="store_true", help="Detached mode: run command in the background")
+    p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
+    p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="list", help="Set environment variables")
+    p.add_argument("--env-file", action="append", default=[], metavar="list", help="Read in a file of environment variables")
+    p.add_argument("-w", "--workdir", default="", metavar="string", help="Working directory inside the container")
+    p.add_argument("-u", "--user", default="", metavar="string", help="Username or UID (format: <name|uid>[:<group|gid>])")
+    p.add_argument("--privileged", action="store_true", help="Give extended privileges to the command")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+
+
+def main(args, ctx) -> int:
+    from rootless import containers
+    from rootless.commands.create import _env_file, _env_item
+    from rootless.errors import UsageError
+
+    if not args.command:
+        raise UsageError("exec: no command given", "give a command after the container, e.g. `rootless exec web ps`")
+    if args.workdir and not args.workdir.startswith("/"):
+        raise UsageError(f"use working directory `{args.workdir}`: not an absolute path", "give -w an absolute path")
+    env = []
+    for path in args.env_file:
+        env += _env_file(path)
+    for item in args.env:
+        env += _env_item(item)
+    opts = containers.ExecOptions(args.command, env, args.workdir, args.user, args.tty, args.interactive,
+                                  args.detach, args.privileged)
+    return containers.exec_in(ctx.config, args.container, opts)

@@ -1,0 +1,76 @@
+"""rootless ps: list containers, with docker's columns, filters and --format."""
+
+from __future__ import annotations
+
+import sys
+from typing import Dict, List
+
+from rootless.errors import UsageError
+
+HEADERS = {
+    "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "RunningFor": "CREATED", "Status": "STATUS",
+    "Ports": "PORTS", "Names": "NAMES", "CreatedAt": "CREATED AT", "Size": "SIZE", "State": "STATE",
+    "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES",
+}
+DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
+    p.add_argument("-f", "--filter", action="append", default=[], metavar="filter",
+                   help="Filter output based on conditions provided (status=, name=, label=, ancestor=, id=, exited=)")
+    p.add_argument("--format", default=None, metavar="string", help="Format output using a Go template ('table', 'json', 'table TEMPLATE')")
+    p.add_argument("-n", "--last", type=int, default=-1, metavar="int", help="Show n last created containers (includes all states)")
+    p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container (includes all states)")
+    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
+    p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
+
+
+def parse_filters(items: List[str]) -> Dict[str, List[str]]:
+    out: Dict[str, List[str]] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k:
+            raise UsageError(f"invalid filter `{it}`", "use KEY=VALUE, e.g. status=exited")
+        if k not in ("status", "name", "label", "ancestor", "id", "exited"):
+            raise UsageError(f"invalid filter `{k}`", "use status=, name=, label=, ancestor=, id= or exited=")
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def select(config, all_: bool = False, filters=None, last: int = -1, latest: bool = False):
+    from rootless import containers, state
+
+    recs = state.Store(config.data_root).list()
+    recs.sort(key=lambda r: r.get("Created", ""), reverse=True)
+    if latest:
+        last = 1
+    filters = filters or {}
+    show_all = all_ or last > 0 or "status" in filters or "exited" in filters
+    if not show_all:
+        recs = [r for r in recs if (r.get("State") or {}).get("Running") or (r.get("State") or {}).get("Restarting")]
+    recs = [r for r in recs if containers.matches(r, filters, config)]
+    if last > 0:
+        recs = recs[:last]
+    return recs
+
+
+def main(args, ctx) -> int:
+    from rootless import containers, gotemplate
+
+    recs = select(ctx.config, args.all, parse_filters(args.filter), args.last, args.latest)
+    if args.quiet:
+        sys.stdout.write("".join((r["Id"] if args.no_trunc else r["Id"][:12]) + "\n" for r in recs))
+        return 0
+    fmt = args.format or getattr(ctx.config, "ps_format", "") or ""
+    if not fmt or fmt == "table":
+        fmt = DEFAULT + ("\t{{.Size}}" if args.size else "")
+    size = args.size or ".Size" in fmt
+    rows = [containers.ps_row(ctx.config, r, args.no_trunc, size) for r in recs]
+    try:
+        out = gotemplate.format_rows(fmt, rows, HEADERS)
+    except Exception as e:  # noqa: BLE001 - a template error is the user's
+        raise UsageError(f"parse --format: {e}", "see https://docs.docker.com/config/formatting/")
+    sys.stdout.write(out)
+    return 0
