@@ -10,7 +10,6 @@ docker; we compress all rotated files but the newest, like docker's compress doe
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import time
@@ -139,6 +138,8 @@ class JsonFileWriter:
 
 
 def _gzip_file(path: str) -> None:
+    import gzip  # only when rotating with compress: the monitor stays small
+
     tmp = path + ".gz.tmp"
     with open(path, "rb") as src, gzip.open(tmp, "wb") as dst:
         while True:
@@ -180,7 +181,12 @@ def log_files(path: str) -> List[str]:
 
 
 def _records_of(path: str) -> Iterator[Record]:
-    opener = gzip.open if path.endswith(".gz") else open
+    if path.endswith(".gz"):
+        import gzip
+
+        opener = gzip.open
+    else:
+        opener = open
     try:
         with opener(path, "rb") as f:  # type: ignore[operator]
             for line in f:
