@@ -413,3 +413,19 @@ def test_caller_dying_before_start_does_not_leave_a_waiting_init(busybox_rootfs,
         os.kill(init_pid, signal.SIGKILL)
         os.waitpid(init_pid, 0)
         raise AssertionError("the init kept waiting after its caller died")
+
+
+def test_spawn_from_a_threaded_caller_returns_at_exec(busybox_rootfs):
+    """Re-executed stage 1 (the caller has threads): spawn returns once the init exec'd, not when
+    the container exits, and the pid is the live init (the control socket must not leak into it)."""
+    t = threading.Thread(target=time.sleep, args=(3,), daemon=True)
+    t.start()
+    spec = rtbundle.make_spec(["sleep", "30"])
+    spec["root"]["path"] = busybox_rootfs
+    t0 = time.monotonic()
+    p = runtime.spawn(spec, ids=idmap.load())
+    assert time.monotonic() - t0 < 10
+    with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[0] == b"sleep"
+    p.kill(signal.SIGKILL)
+    assert p.wait() == 128 + 9

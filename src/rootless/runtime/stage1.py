@@ -57,6 +57,10 @@ def main(cfg: StageConfig) -> None:
         sc.set_name("rootless:stage1")
     except OSError:
         pass
+    # Re-executed from a threaded caller, this fd came through pass_fds and is inheritable: make
+    # it close-on-exec again, or the container keeps it open and the parent, which waits for EOF
+    # as the sign that the init exec'd, would wait until the container exits.
+    os.set_inheritable(cfg.ctl_fd, False)
     ctl = socket.socket(fileno=cfg.ctl_fd)
     try:
         _run(cfg, ctl)
