@@ -462,21 +462,35 @@ def list_merged(lowers_top_first: List[str], mnt: str, rel: str) -> List[str]:
         syscalls.umount2(mnt, 2)
 
 
-def test_xattr_whiteout_fallback_is_read_by_kernel_overlayfs(tmp_path, monkeypatch):
+def test_xattr_whiteout_fallback_is_read_by_kernel_overlayfs(tmp_path):
     """When mknod of a 0:0 whiteout is refused, the xattr form is written; overlayfs (>= 6.7) hides
     the names just the same."""
-    def no_mknod(*a, **k):
-        raise PermissionError(1, "Operation not permitted")
+    import json
+    import subprocess
+    import sys
 
-    monkeypatch.setattr(os, "mknod", no_mknod)  # the forked user-namespace child inherits it
     store = LayerStore(str(tmp_path / "root"), "overlay")
     p1, mt1, d1, diff1 = layer_file(tmp_path, [D("etc"), F("etc/a", "a"), F("etc/b", "b"), F("etc/keep")], name="l1")
     p2, mt2, d2, diff2 = layer_file(tmp_path, [D("etc"), F("etc/.wh.a"), F("etc/.wh.b"), F("etc/new")], name="l2")
     c1, c2 = chain_ids([diff1, diff2])
     store.create(c1, None, p1, mt1, d1)
-    info = store.create(c2, c1, p2, mt2, d2)
-    assert info is not None and any("xattr whiteouts" in n for n in info.notes)
-    monkeypatch.undo()
+    # In a fresh single-threaded process, so that the user-namespace child is a fork and inherits
+    # the refusing os.mknod (a threaded caller, as pytest may be by now, re-executes Python).
+    code = (
+        "import json, os, sys\n"
+        "def no_mknod(*a, **k):\n    raise PermissionError(1, 'Operation not permitted')\n"
+        "os.mknod = no_mknod\n"
+        "from rootless.storage.layers import LayerStore\n"
+        "a = json.loads(sys.argv[1])\n"
+        "info = LayerStore(a[0], 'overlay').create(a[1], a[2], a[3], a[4], a[5])\n"
+        "print(json.dumps(list(info.notes) if info else None))\n"
+    )
+    args = json.dumps([str(tmp_path / "root"), c2, c1, p2, mt2, d2])
+    r = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert r.returncode == 0, r.stderr
+    notes = json.loads(r.stdout)
+    assert notes is not None and any("xattr whiteouts" in n for n in notes)
     names = run_in_userns(list_merged, [store.path(c2), store.path(c1)], str(tmp_path / "mnt"), "etc",
                           ids=idmap.load(), mount_ns=True)
     assert names == ["keep", "new"]
