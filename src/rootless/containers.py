@@ -83,8 +83,6 @@ def parse_log_config(driver: str, opts: List[str], config) -> Dict[str, Any]:
 
 def host_config_extras(args, config) -> Tuple[Tuple[str, Any], ...]:
     """What the flags of add_flags put in HostConfig, validated (volumes are checked in volumes.py)."""
-    from rootless import volumes
-
     restart = parse_restart(getattr(args, "restart", "no"))
     if restart["Name"] != "no" and getattr(args, "rm", False):
         raise UsageError("use --restart with --rm: conflicting options", "drop one of them")
@@ -92,7 +90,11 @@ def host_config_extras(args, config) -> Tuple[Tuple[str, Any], ...]:
         "RestartPolicy": restart,
         "LogConfig": parse_log_config(getattr(args, "log_driver", ""), getattr(args, "log_opt", []), config),
     }
-    binds, mounts = volumes.parse_cli(getattr(args, "volume", []), getattr(args, "mount", []))
+    binds, mounts = [], []
+    if getattr(args, "volume", []) or getattr(args, "mount", []):
+        from rootless import volumes  # only when asked (start-up time of `run`)
+
+        binds, mounts = volumes.parse_cli(getattr(args, "volume", []), getattr(args, "mount", []))
     out["Binds"] = binds or None
     out["Mounts"] = mounts or None
     out["VolumesFrom"] = list(getattr(args, "volumes_from", [])) or None
