@@ -5,6 +5,11 @@ same server reached directly (host network) and, where installed, Podman's `-p` 
 
 The server is busybox httpd (sendfile) in a user+network namespace made by `unshare`, connected by
 slirp4netns as a container would be; the client is curl writing to /dev/null. Median of 3 runs.
+
+Podman's row: `podman run -d -p 127.0.0.1:PORT:80` (slirp4netns with its rootlessport forwarder, the
+rootless default) of the busybox image bench_run.py imports from busybox-static, in a private store,
+serving the same file (bind-mounted read-only) with the same busybox httpd. On hybrid-cgroup hosts
+the cgroup2 mount is hidden inside Podman's rootless mount namespace, as bench_run.py does.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_run  # noqa: E402  (its Podman: private store, busybox image, cgroup2 workaround)
 import common  # noqa: E402
 
 sys.path.insert(0, os.path.join(common.ROOT, "src"))
@@ -56,6 +62,50 @@ def wait_http(port: int) -> None:
     raise RuntimeError(f"no server on port {port}")
 
 
+class PodmanWeb(bench_run.Podman):
+    """busybox httpd serving ``www`` in `podman run -d -p 127.0.0.1:PORT:80` (rootlessport)."""
+
+    def __init__(self, work: str, driver: str, www: str, port: int):
+        self.driver, self.port, self.name, self.started = driver, port, "rootless-bench-web", False
+        super().__init__(work, driver)  # imports the image, hides the cgroup2 mount
+        self.base = self.argv[:self.argv.index("run")]
+        argv = self.base + ["run", "-d", "--name", self.name, "-p", f"127.0.0.1:{port}:80", "-v", f"{www}:/www:ro",
+                            "localhost/rootless-bench-busybox", "httpd", "-f", "-p", "80", "-h", "/www"]
+        try:
+            # not a pipe: conmon, slirp4netns and rootlessport inherit it and keep it open for good
+            with tempfile.TemporaryFile() as err:
+                p = subprocess.run(argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=err, timeout=120)
+                if p.returncode != 0:
+                    err.seek(0)
+                    raise RuntimeError(f"podman run -d -p ...: {err.read().decode(errors='replace').strip()[-300:]}")
+        except BaseException:
+            self.close()  # stops the pause process
+            raise
+        self.started = True
+
+    def close(self) -> None:
+        if self.started:  # httpd as pid 1 ignores SIGTERM: do not wait the 10 s for it
+            subprocess.run(self.base + ["rm", "-f", "-t", "0", self.name], env=self.env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        super().close()
+
+
+def start_podman(www: str, work: str, notes: list):
+    """The first storage driver with which Podman serves the file, or None (why is added to notes)."""
+    for drv in ("overlay", "vfs"):
+        pm = None
+        try:
+            pm = PodmanWeb(work, drv, www, free_port())
+            wait_http(pm.port)
+            return pm
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            notes.append(f"  podman -p ({drv}): failed: {str(e)[:300]}")
+            if pm:
+                pm.close()
+    return None
+
+
 def gibps(seconds: float) -> str:
     return f"{SIZE / seconds / (1 << 30):5.2f} GiB/s"
 
@@ -71,9 +121,17 @@ def main() -> int:
     with open(os.path.join(www, "index.html"), "w") as f:
         f.write("ok\n")
     lines = []
+    notes = []
     procs = []
     handles = []
+    podman = None
+    # short: Podman's sockets live under it (a longer path made `podman run -d -p` hang here)
+    pm_work = tempfile.mkdtemp(prefix="rlnet-", dir="/tmp")
     try:
+        if common.have("podman"):
+            podman = start_podman(www, pm_work, notes)
+        else:
+            notes.append("  podman: not installed here (no comparison)")
         # the same server on the host network: the baseline
         hp = free_port()
         procs.append(subprocess.Popen(["busybox", "httpd", "-f", "-p", f"127.0.0.1:{hp}", "-h", www]))
@@ -91,6 +149,8 @@ def main() -> int:
                                            "busybox", "httpd", "-f", "-p", "80", "-h", www]))
             how = " (splice)" if driver == "builtin" and network.proxy.HAVE_SPLICE else ""
             targets.append((f"rootless -p, {driver} driver{how}", h.ports[0].host_port))
+        if podman:
+            targets.append((f"podman -p (rootlessport, {podman.driver})", podman.port))
         for _, port in targets:
             wait_http(port)
             download(port)  # warm the page cache and the path
@@ -103,11 +163,14 @@ def main() -> int:
         for name, _ in targets:
             t = common.median(times[name])
             lines.append(f"  {name:<44} {gibps(t)}   x{base / t:.2f}")
-        if common.have("podman"):
-            lines.append("  podman -p: run `podman run -d -p 127.0.0.1:PORT:80 IMAGE httpd` by hand (see notes)")
-        else:
-            lines.append("  podman: not installed (peers note: its rootlessport did about 1.7 GiB/s on these machines)")
+        if podman:
+            pm_t = common.median(times[targets[-1][0]])
+            for name, _ in targets[1:-1]:
+                t = common.median(times[name])
+                lines.append(f"    {name} / podman -p: x{pm_t / t:.2f}" + (" (aim: >= 1)" if "builtin" in name else ""))
     finally:
+        if podman:
+            podman.close()
         for h, state in handles:
             h.teardown()
             shutil.rmtree(state, ignore_errors=True)
@@ -115,7 +178,11 @@ def main() -> int:
             p.kill()
             p.wait()
         shutil.rmtree(www, ignore_errors=True)
-    common.report(f"published port, {SIZE // 1000 // 1000} MB download, median of {RUNS} (x = throughput relative to the host network)", lines)
+        from rootless import idmap
+        from rootless.storage.base import remove_tree
+
+        remove_tree(pm_work, idmap.load())  # Podman's layers may belong to subordinate uids
+    common.report(f"published port, {SIZE // 1000 // 1000} MB download, median of {RUNS} (x = throughput relative to the host network)", lines + notes)
     return 0
 
 
