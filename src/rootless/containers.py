@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rootless import state as st
 from rootless.errors import NotFound, RootlessError, UsageError
+from rootless.units import human_duration, human_size
 
 RESTART_NAMES = ("no", "always", "on-failure", "unless-stopped")
 LOG_DRIVERS = ("json-file", "local", "none")
@@ -348,34 +349,6 @@ def parse_time(text: str) -> float:
         return 0.0
 
 
-def human_duration(secs: float) -> str:
-    """docker's go-units HumanDuration."""
-    s = int(secs)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
-
-
 def state_name(rec: st.Record) -> str:
     s = rec.get("State") or {}
     return s.get("Status") or "created"
@@ -430,16 +403,6 @@ def dir_size(path: str) -> int:
             except OSError:
                 pass
     return total
-
-
-def human_size(n: float) -> str:
-    """docker's units.HumanSizeWithPrecision(n, 3) (decimal units)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.3g}{units[i]}"
 
 
 def ps_row(config, rec: st.Record, no_trunc: bool = False, size: bool = False, now: Optional[float] = None) -> Dict[str, Any]:
