@@ -42,7 +42,7 @@ def test_entry_kinds_modes_times_xattrs(tmp_path):
     entries = [
         D("etc"), F("etc/a", "hello\n", mode=0o4755), F("etc/g", "g", mode=0o2711),
         D("tmp", mode=0o1777), D("ro", mode=0o555), F("ro/inside", "x"),
-        L("etc/abs", "/etc/a"), L("etc/rel", "a"), H("etc/hl", "etc/a"),
+        L("etc/abs", "/etc/a"), L("etc/rel", "a"), H("etc/hl", "etc/a", mode=0o4755),
         TarEntry("fifo", "fifo", mode=0o640),
         F("x", "xattr", xattrs={"user.test": "hello", "user.bin": "caf\u00e9"}),
         F("old", "old", mtime=946684800),
@@ -287,6 +287,16 @@ def test_hardlink_to_symlink_links_the_symlink_not_its_target(tmp_path):
     assert stat.S_ISLNK(h.st_mode)
     assert h.st_ino == os.lstat(os.path.join(up_dest, "s")).st_ino
     assert (canary / "secret").stat().st_nlink == 1
+
+
+def test_hardlink_header_metadata_applies_to_the_inode_as_docker_does(tmp_path):
+    """moby's createTarFile chmods and chtimes the shared inode to a link entry's own header (Podman
+    gives the same rootfs); GNU tar would keep the target's."""
+    dest, _ = unpack_entries(tmp_path, [F("f", "x", mode=0o755, mtime=1600000000),
+                                        H("g", "f", mode=0o640, mtime=1700000000)])
+    st_f = os.lstat(os.path.join(dest, "f"))
+    assert st_f.st_ino == os.lstat(os.path.join(dest, "g")).st_ino
+    assert stat.S_IMODE(st_f.st_mode) == 0o640 and int(st_f.st_mtime) == 1700000000
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped"])

@@ -700,8 +700,21 @@ class Unpacker:
         self._remove(pfd, parts[:-1], name)
         # linkat without AT_SYMLINK_FOLLOW: a link to a symlink is a link to the symlink itself.
         os.link(tparts[-1], name, src_dir_fd=tpfd, dst_dir_fd=pfd, follow_symlinks=False)
-        # A link entry's own owner/mode/mtime are not applied to the shared inode: real tar writers
-        # repeat the file's, and GNU tar ignores them too.
+        # Docker and Podman apply a link entry's own owner, mode, mtime and xattrs to the shared
+        # inode (moby pkg/archive createTarFile: Lchown, then handleLChmod and Chtimes for a
+        # TypeLink whose target is not a symlink); GNU tar ignores them. We do as docker does, so
+        # that the rootfs is the same as theirs. Real tar writers repeat the target's anyway.
+        if stat.S_ISLNK(tst.st_mode):
+            if self.chown:
+                uid, gid = self._ids(ti.uid, ti.gid)
+                os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            return
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_NONBLOCK if stat.S_ISFIFO(tst.st_mode) else 0)
+        fd = os.open(name, flags, dir_fd=pfd)
+        try:
+            self._fmeta(fd, ti, parts)
+        finally:
+            os.close(fd)
 
     def _make_fifo(self, pfd: int, parts: Tuple[str, ...], ti: tarfile.TarInfo) -> None:
         name = parts[-1]
