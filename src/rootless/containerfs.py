@@ -20,6 +20,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import stat
 import tarfile
 import tempfile
@@ -243,11 +244,7 @@ def copy_from(config, ref: str, src: str, dest: str, follow: bool = False, out=N
         if dest == "-":
             out = out or __import__("sys").stdout.buffer
             with open(tmp, "rb") as f:
-                while True:
-                    b = f.read(1 << 16)
-                    if not b:
-                        break
-                    out.write(b)
+                shutil.copyfileobj(f, out, 1 << 16)
             out.flush()
             return
         with open(tmp, "rb") as f:
@@ -414,11 +411,7 @@ def export(config, ref: str, out) -> None:
     try:
         in_root(config, rec, _tar_root, fd, excludes)
         with open(tmp, "rb") as f:
-            while True:
-                b = f.read(1 << 16)
-                if not b:
-                    break
-                out.write(b)
+            shutil.copyfileobj(f, out, 1 << 16)
         out.flush()
     finally:
         try:
