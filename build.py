@@ -71,6 +71,15 @@ def _unpack(archive, target):
 
 
 _boot()
+try:  # a thin client of the warm server when one runs for this build (rootless/warm.py)
+    from rootless.warm import try_client
+    _rc = try_client(BUILD_ID, sys.argv)
+except KeyboardInterrupt:
+    sys.exit(130)
+except Exception:
+    _rc = None
+if _rc is not None:
+    sys.exit(_rc)
 from rootless.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -88,8 +88,51 @@ def cache_home(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("cache"))
 
 
+def warm_wanted() -> bool:
+    """The suite runs commands through the warm server (rootless/warm.py), as users get them, unless
+    ROOTLESS_TEST_WARM=0 (tests/run runs the container tests once more that way, cold)."""
+    return os.environ.get("ROOTLESS_TEST_WARM", "1") != "0"
+
+
+@pytest.fixture(scope="session")
+def warm_dir(tmp_path_factory, cache_home):
+    """One warm server for the whole session (each test has its own XDG_RUNTIME_DIR, where the
+    server's socket would otherwise be): started before the first test so that every command of
+    every test runs through it (not only those after it happens to be up), stopped at the end."""
+    path = tmp_path_factory.mktemp("warm")
+    os.chmod(path, 0o700)
+    pyz = os.environ.get("ROOTLESS_TEST_PYZ")
+    if pyz and warm_wanted():
+        home = tmp_path_factory.mktemp("warmhome")
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home), "LANG": "C.UTF-8",
+               "XDG_CACHE_HOME": cache_home, "ROOTLESS_WARM_DIR": str(path), "ROOTLESS_WARM_IDLE": "120",
+               "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local" / "share"),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        subprocess.run([sys.executable, pyz, "ps"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       stdin=subprocess.DEVNULL, timeout=60)
+        import time
+
+        deadline = time.monotonic() + 30
+        while not any(n.endswith(".sock") for n in os.listdir(path)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    yield str(path)
+    stop_warm_servers(str(path))
+
+
+def stop_warm_servers(path: str) -> None:
+    import signal
+
+    for n in os.listdir(path):
+        if n.endswith(".pid"):
+            try:
+                with open(os.path.join(path, n)) as f:
+                    os.kill(int(f.read().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+
+
 @pytest.fixture
-def test_env(tmp_path, cache_home) -> Dict[str, str]:
+def test_env(tmp_path, cache_home, warm_dir) -> Dict[str, str]:
     """A clean environment for one test: its own HOME, XDG dirs and runtime dir."""
     home = tmp_path / "home"
     run = tmp_path / "run"
@@ -106,7 +149,11 @@ def test_env(tmp_path, cache_home) -> Dict[str, str]:
         "XDG_RUNTIME_DIR": str(run),
         "PYTHONPATH": SRC,
         "PYTHONDONTWRITEBYTECODE": "1",
+        "ROOTLESS_WARM_DIR": warm_dir,
+        "ROOTLESS_WARM_IDLE": "120",
     }
+    if not warm_wanted():
+        env["ROOTLESS_WARM"] = "0"
     return env
 
 

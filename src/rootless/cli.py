@@ -214,6 +214,18 @@ def build_parser(name: str, mod_name: str, help_text: str):
     return mod, parser
 
 
+_PARSERS: Dict[str, object] = {}
+
+
+def cached_parser(name: str):
+    """build_parser for the command word ``name``, once per process (the warm server builds the
+    common ones before it forks, so each command it runs starts with its parser made)."""
+    if name not in _PARSERS:
+        entry = COMMANDS.get(name)
+        _PARSERS[name] = build_parser(name, entry[0], entry[1]) if entry is not None else None
+    return _PARSERS[name]
+
+
 def dispatch(argv: Sequence[str], ctx_holder: List[Context]) -> int:
     opts, rest = split_global(argv)
     ctx = Context(opts["config_file"], bool(opts["debug"]), opts["log_level"])  # type: ignore[arg-type]
@@ -225,8 +237,7 @@ def dispatch(argv: Sequence[str], ctx_holder: List[Context]) -> int:
         sys.stdout.write(usage_text())
         return 0 if opts["help"] else 1
     name, args = rest[0], rest[1:]
-    entry = COMMANDS.get(name)
-    mod_parser = build_parser(name, entry[0], entry[1]) if entry is not None else None
+    mod_parser = cached_parser(name)
     if mod_parser is None:
         raise UsageError(f"unknown command: {name}", "see 'rootless --help' for the commands")
     mod, parser = mod_parser

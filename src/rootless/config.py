@@ -223,6 +223,8 @@ class Config:
 
 
 def _load_toml(text: str, path: str) -> Dict[str, Any]:
+    if not text.strip(" \t\n"):
+        return {}  # an empty file: no need to import the parser (start-up time of `run`)
     try:
         import tomllib  # type: ignore[import-not-found]  # novermin
     except ImportError:  # Python < 3.11: the vendored tomli

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rootless import state as st
 from rootless.errors import RootlessError, UsageError
+from rootless.storage.base import is_opaque, is_whiteout, overlay_lookup
 
 # --- running code in the container's root ----------------------------------------------------------
 
@@ -433,50 +434,6 @@ def _upper(config, rec) -> Tuple[str, List[str], Any]:
     return drv.upper_dir(rec["Id"]), layers, ids
 
 
-def _is_whiteout(s) -> bool:
-    return stat.S_ISCHR(s.st_mode) and s.st_rdev == 0
-
-
-def _opaque(path: str) -> bool:
-    for attr in ("user.overlay.opaque", "trusted.overlay.opaque", "user.fuseoverlayfs.opaque"):
-        try:
-            if os.getxattr(path, attr, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            pass
-    return False
-
-
-def _in_lower(layers_top_first: List[str], rel: str) -> bool:
-    """Whether ``rel`` exists in the image's layers (overlay rules: whiteouts and opaque dirs hide)."""
-    parts = [p for p in rel.split("/") if p]
-    for layer in layers_top_first:
-        cur = layer
-        ok = True
-        for i, p in enumerate(parts):
-            cand = os.path.join(cur, p)
-            try:
-                s = os.lstat(cand)
-            except OSError:
-                ok = False
-                break
-            if _is_whiteout(s) or os.path.lexists(os.path.join(cur, ".wh." + p)):
-                return False
-            if i < len(parts) - 1 and not stat.S_ISDIR(s.st_mode):
-                ok = False
-                break
-            cur = cand
-        if ok:
-            return True
-        # an opaque parent on the way hides the lower layers
-        cur = layer
-        for p in parts[:-1]:
-            cur = os.path.join(cur, p)
-            if os.path.isdir(cur) and _opaque(cur):
-                return False
-    return False
-
-
 def _diff_walk(upper: str, layers_top_first: List[str]) -> List[Tuple[str, str]]:
     out: List[Tuple[str, str]] = []
     for root, dirs, files in os.walk(upper):
@@ -488,12 +445,12 @@ def _diff_walk(upper: str, layers_top_first: List[str]) -> List[Tuple[str, str]]
                 s = os.lstat(p)
             except OSError:
                 continue
-            if _is_whiteout(s):
+            if is_whiteout(s):
                 out.append(("D", rel))
             elif n.startswith(".wh."):
                 if n != ".wh..wh..opq":
                     out.append(("D", f"{rel_root}/{n[4:]}"))
-            elif _in_lower(layers_top_first, rel):
+            elif overlay_lookup(layers_top_first, rel) is not None:
                 out.append(("C", rel))
             else:
                 out.append(("A", rel))
@@ -532,14 +489,14 @@ def _layer_tar(upper: str, fd: int) -> None:
             dirs.sort()
             rel_root = os.path.relpath(root, upper)
             rel_root = "" if rel_root == "." else rel_root + "/"
-            if rel_root and _opaque(root):
+            if rel_root and is_opaque(root):
                 ti = tarfile.TarInfo(rel_root + ".wh..wh..opq")
                 ti.mtime = int(time.time())
                 tar.addfile(ti, io.BytesIO(b""))
             for n in sorted(dirs + files):
                 p = os.path.join(root, n)
                 s = os.lstat(p)
-                if _is_whiteout(s):
+                if is_whiteout(s):
                     ti = tarfile.TarInfo(rel_root + ".wh." + n)
                     ti.mtime = int(s.st_mtime)
                     tar.addfile(ti, io.BytesIO(b""))

@@ -13,47 +13,84 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rootless import state as st
 from rootless.errors import EXIT_ENGINE, NotFound, RootlessError
+from rootless.hostsfile import DEFAULT_HOSTS
 from rootless.oci import spec as ocispec
+from rootless.value import Value
 
-DEFAULT_HOSTS = (
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "ff00::0\tip6-mcastprefix\n"
-    "ff02::1\tip6-allnodes\n"
-    "ff02::2\tip6-allrouters\n"
-)
 OUR_RUNTIMES = ("rootless", "")
 
 
-@dataclass(frozen=True)
-class CreateOptions:
+class CreateOptions(Value):
     """Everything `create`/`run` were given, parsed, before any lookup."""
 
+    __slots__ = (
+        "image", "run", "user", "name", "auto_remove", "pull", "platform", "quiet_pull", "dns",
+        "dns_search", "dns_options", "add_hosts", "runtime", "network", "publish", "publish_all",
+        "limits", "host_extra",
+    )
     image: str
     run: ocispec.RunOptions
-    user: str = ""  # -u: resolved against the image's /etc/passwd at start
-    name: str = ""
-    auto_remove: bool = False
-    pull: str = "missing"  # missing | always | never
-    platform: Optional[str] = None
-    quiet_pull: bool = False
-    dns: Tuple[str, ...] = ()
-    dns_search: Tuple[str, ...] = ()
-    dns_options: Tuple[str, ...] = ()
-    add_hosts: Tuple[str, ...] = ()  # "name:ip"
-    runtime: str = ""  # "" = the configured default-runtime
-    network: str = ""  # --network as given ("" = the config's network-mode)
-    publish: Tuple[str, ...] = ()  # -p values
-    publish_all: bool = False  # -P
-    limits: Dict[str, Any] = field(default_factory=dict)  # rootless.limits.Limits.to_dict()
-    # HostConfig keys from containers.host_config_extras: RestartPolicy, LogConfig, Binds, Mounts, VolumesFrom
-    host_extra: Tuple[Tuple[str, Any], ...] = ()
+    user: str  # -u: resolved against the image's /etc/passwd at start
+    name: str
+    auto_remove: bool
+    pull: str  # missing | always | never
+    platform: Optional[str]
+    quiet_pull: bool
+    dns: Tuple[str, ...]
+    dns_search: Tuple[str, ...]
+    dns_options: Tuple[str, ...]
+    add_hosts: Tuple[str, ...]  # "name:ip"
+    runtime: str  # "" = the configured default-runtime
+    network: str  # --network as given ("" = the config's network-mode)
+    publish: Tuple[str, ...]  # -p values
+    publish_all: bool  # -P
+    limits: Dict[str, Any]  # rootless.limits.Limits.to_dict()
+    # HostConfig keys from hostflags.host_config_extras: RestartPolicy, LogConfig, Binds, Mounts, VolumesFrom
+    host_extra: Tuple[Tuple[str, Any], ...]
+
+    def __init__(
+        self,
+        image: str,
+        run: ocispec.RunOptions,
+        user: str = "",
+        name: str = "",
+        auto_remove: bool = False,
+        pull: str = "missing",
+        platform: Optional[str] = None,
+        quiet_pull: bool = False,
+        dns: Tuple[str, ...] = (),
+        dns_search: Tuple[str, ...] = (),
+        dns_options: Tuple[str, ...] = (),
+        add_hosts: Tuple[str, ...] = (),
+        runtime: str = "",
+        network: str = "",
+        publish: Tuple[str, ...] = (),
+        publish_all: bool = False,
+        limits: Optional[Dict[str, Any]] = None,
+        host_extra: Tuple[Tuple[str, Any], ...] = (),
+    ) -> None:
+        self.image = image
+        self.run = run
+        self.user = user
+        self.name = name
+        self.auto_remove = auto_remove
+        self.pull = pull
+        self.platform = platform
+        self.quiet_pull = quiet_pull
+        self.dns = dns
+        self.dns_search = dns_search
+        self.dns_options = dns_options
+        self.add_hosts = add_hosts
+        self.runtime = runtime
+        self.network = network
+        self.publish = publish
+        self.publish_all = publish_all
+        self.limits = {} if limits is None else limits
+        self.host_extra = host_extra
 
 
 # Warnings the engine has for the user (a fallback taken, ...): the CLI and the API set this.
@@ -126,11 +163,16 @@ def layer_paths(config, image, fmt: str) -> List[str]:
 # --- runtimes --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RuntimeChoice:
+class RuntimeChoice(Value):
+    __slots__ = ("name", "path", "args")
     name: str  # "rootless" for ours
-    path: str = ""  # for external ones
-    args: Tuple[str, ...] = ()
+    path: str  # for external ones
+    args: Tuple[str, ...]
+
+    def __init__(self, name: str, path: str = "", args: Tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.path = path
+        self.args = args
 
     @property
     def ours(self) -> bool:
@@ -211,11 +253,14 @@ def _resolv_conf(config, opts: CreateOptions, host_resolv: str = "/etc/resolv.co
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
-class _LightMode:
+class _LightMode(Value):
     """--network none or host: what create() needs of rootless.network.NetworkMode."""
 
+    __slots__ = ("kind",)
     kind: str
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
 
     def __str__(self) -> str:
         return self.kind

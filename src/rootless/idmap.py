@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from rootless.value import Value
 
-@dataclass(frozen=True)
-class IdRange:
+
+class IdRange(Value):
     """``count`` ids starting at host id ``start``."""
 
+    __slots__ = ("start", "count")
     start: int
     count: int
 
+    def __init__(self, start: int, count: int) -> None:
+        self.start = start
+        self.count = count
 
-@dataclass(frozen=True)
-class IdMapping:
+
+class IdMapping(Value):
     """One line of a uid_map/gid_map: container id, host id, count."""
 
+    __slots__ = ("container", "host", "count")
     container: int
     host: int
     count: int
+
+    def __init__(self, container: int, host: int, count: int) -> None:
+        self.container = container
+        self.host = host
+        self.count = count
 
 
 def read_ranges(user: str, uid: int, path: str) -> List[IdRange]:
@@ -76,13 +86,20 @@ def mappings(own_id: int, ranges: List[IdRange]) -> List[IdMapping]:
     return maps
 
 
-@dataclass(frozen=True)
-class UserIds:
+class UserIds(Value):
+    __slots__ = ("user", "uid", "gid", "subuids", "subgids")
     user: str
     uid: int
     gid: int
     subuids: List[IdRange]
     subgids: List[IdRange]
+
+    def __init__(self, user: str, uid: int, gid: int, subuids: List[IdRange], subgids: List[IdRange]) -> None:
+        self.user = user
+        self.uid = uid
+        self.gid = gid
+        self.subuids = subuids
+        self.subgids = subgids
 
     @property
     def has_ranges(self) -> bool:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from rootless.errors import ToolError
+from rootless.value import Value
 
 # Which Debian package ships each tool: the hint for a missing one.
 PACKAGES: Dict[str, str] = {
@@ -59,12 +59,18 @@ def require(name: str) -> str:
     return found
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(Value):
+    __slots__ = ("argv", "returncode", "stdout", "stderr")
     argv: Sequence[str]
     returncode: int
     stdout: bytes
     stderr: bytes
+
+    def __init__(self, argv: Sequence[str], returncode: int, stdout: bytes, stderr: bytes) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
 
 
 def _tail(data: bytes, lines: int = 5) -> str:

@@ -13,35 +13,52 @@ Docker's rules (moby's ``user.GetExecUser``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
 from rootless.errors import RootlessError
+from rootless.value import Value
 
 ReadFile = Callable[[str], Optional[bytes]]
 
 
-@dataclass(frozen=True)
-class PasswdEntry:
+class PasswdEntry(Value):
+    __slots__ = ("name", "uid", "gid", "home")
     name: str
     uid: int
     gid: int
     home: str
 
+    def __init__(self, name: str, uid: int, gid: int, home: str) -> None:
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+        self.home = home
 
-@dataclass(frozen=True)
-class GroupEntry:
+
+class GroupEntry(Value):
+    __slots__ = ("name", "gid", "members")
     name: str
     gid: int
     members: Tuple[str, ...]
 
+    def __init__(self, name: str, gid: int, members: Tuple[str, ...]) -> None:
+        self.name = name
+        self.gid = gid
+        self.members = members
 
-@dataclass(frozen=True)
-class ExecUser:
+
+class ExecUser(Value):
+    __slots__ = ("uid", "gid", "additional_gids", "home")
     uid: int
     gid: int
     additional_gids: Tuple[int, ...]
     home: str
+
+    def __init__(self, uid: int, gid: int, additional_gids: Tuple[int, ...], home: str) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = additional_gids
+        self.home = home
 
 
 def parse_passwd(text: str) -> List[PasswdEntry]:

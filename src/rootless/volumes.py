@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rootless import paths
 from rootless.errors import NotFound, RootlessError, UsageError
+from rootless.storage.base import is_opaque, is_whiteout
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -355,7 +356,7 @@ def _seed_in_userns(layer_dirs: List[str], fmt: str, seeds: List[Tuple[str, str]
             src = _inside(layer, rel)
             if src is None:
                 continue
-            if os.path.isdir(src) and _opaque(src):
+            if os.path.isdir(src) and is_opaque(src):
                 _clear(data)
             if os.path.isdir(src) and not os.path.islink(src):
                 st = os.lstat(src)
@@ -373,22 +374,6 @@ def _inside(root: str, rel: str) -> Optional[str]:
         if os.path.islink(cur) or not os.path.lexists(cur):
             return None
     return cur
-
-
-def _opaque(path: str) -> bool:
-    for attr in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(path, attr, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            pass
-    return False
-
-
-def _whiteout(st) -> bool:
-    import stat
-
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
 def _own(path: str, st) -> None:
@@ -423,7 +408,7 @@ def _copy_tree(src: str, dst: str) -> None:
     for n in os.listdir(src):
         s, d = os.path.join(src, n), os.path.join(dst, n)
         st = os.lstat(s)
-        if _whiteout(st):
+        if is_whiteout(st):
             if os.path.isdir(d) and not os.path.islink(d):
                 shutil.rmtree(d, ignore_errors=True)
             elif os.path.lexists(d):
@@ -434,7 +419,7 @@ def _copy_tree(src: str, dst: str) -> None:
                 os.unlink(d)
             if not os.path.lexists(d):
                 os.mkdir(d, 0o700)
-            elif _opaque(s):
+            elif is_opaque(s):
                 _clear(d)
             _copy_tree(s, d)
             _own(d, st)

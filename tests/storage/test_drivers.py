@@ -12,7 +12,7 @@ from fixtures.users import has_subuid
 from rootless import idmap
 from rootless.errors import RootlessError
 from rootless.runtime import ExecStep, MountStep, run_in_userns
-from rootless.storage.base import get_driver, safe_read
+from rootless.storage.base import get_driver, overlay_lookup, safe_read
 from rootless.storage.overlay import overlay_read
 
 CID = "c" * 64
@@ -114,6 +114,31 @@ def test_overlay_read_whiteout(tmp_path):
     except RootlessError as e:
         pytest.skip(f"cannot make a whiteout here: {e}")
     assert overlay_read([str(top), str(low)], "/etc/passwd") is None
+
+
+@pytest.mark.nosubuid
+def test_overlay_lookup_fuse_overlayfs_forms(tmp_path):
+    """The one lookup behind read_file and `diff`: fuse-overlayfs's `.wh.NAME` whiteouts and
+    opaque xattr hide lower layers too; a file on the way hides the directories below it."""
+    low, top = tmp_path / "low", tmp_path / "top"
+    for d in (low / "etc", low / "opq", low / "d", top / "etc", top / "opq"):
+        d.mkdir(parents=True)
+    (low / "etc" / "passwd").write_text("low\n")
+    (low / "etc" / "group").write_text("low\n")
+    (low / "opq" / "hidden").write_text("h\n")
+    (low / "d" / "x").write_text("x\n")
+    (top / "d").write_text("a file over the directory\n")
+    layers = [str(top), str(low)]
+    assert overlay_lookup(layers, "/etc/group") == str(low)
+    (top / "etc" / ".wh.group").write_text("")
+    assert overlay_lookup(layers, "/etc/group") is None
+    assert overlay_lookup(layers, "/etc/passwd") == str(low)
+    assert overlay_lookup(layers, "/d/x") is None
+    assert overlay_lookup(layers, "/etc") == str(top)
+    assert overlay_lookup(layers, "/opq/hidden") == str(low)
+    os.setxattr(str(top / "opq"), "user.fuseoverlayfs.opaque", b"y")
+    assert overlay_lookup(layers, "/opq/hidden") is None
+    assert overlay_lookup(layers, "/nope") is None
 
 
 @pytest.mark.nosubuid

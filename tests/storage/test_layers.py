@@ -16,6 +16,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
+from rootfs_walk import describe, describe_overlay, diff_trees
 
 from fixtures import oci
 from fixtures.oci import D, F, H, L, TarEntry
@@ -56,59 +57,6 @@ def fetch_blob(reg, repo: str, digest: str, dest: str) -> str:
 
 
 # --- functions run as root of the user namespace (module level, for run_in_userns) -------------
-
-def describe(root: str) -> Dict[str, tuple]:
-    """{"/path": (type, mode, uid, gid, size, target, sha256, mtime_ns, xattrs, link_group)}."""
-    out: Dict[str, tuple] = {}
-    inodes: Dict[Tuple[int, int], List[str]] = {}
-    for dirpath, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(dirpath, n)
-            rel = "/" + os.path.relpath(p, root)
-            st = os.lstat(p)
-            mode = st.st_mode
-            kind = ("dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "symlink" if stat.S_ISLNK(mode)
-                    else "fifo" if stat.S_ISFIFO(mode) else "char" if stat.S_ISCHR(mode) else "other")
-            target = os.readlink(p) if kind == "symlink" else None
-            digest = None
-            if kind == "file":
-                with open(p, "rb") as f:
-                    digest = hashlib.sha256(f.read()).hexdigest()
-            xattrs: Tuple[Tuple[str, bytes], ...] = ()
-            if kind != "symlink":
-                xattrs = tuple(sorted((k, os.getxattr(p, k, follow_symlinks=False))
-                                      for k in os.listxattr(p, follow_symlinks=False) if k.startswith("user.")))
-            size = st.st_size if kind == "file" else None
-            out[rel] = [kind, stat.S_IMODE(mode), st.st_uid, st.st_gid, size, target, digest, st.st_mtime_ns, xattrs]
-            if kind != "dir":
-                inodes.setdefault((st.st_dev, st.st_ino), []).append(rel)
-    for group in inodes.values():
-        links = tuple(sorted(group)) if len(group) > 1 else ()
-        for rel in group:
-            out[rel].append(links)
-    for rel, v in out.items():
-        if len(v) == 9:
-            v.append(())
-        out[rel] = tuple(v)
-    return out
-
-
-def describe_overlay(lowers_top_first: List[str], mnt: str, use_fuse: bool) -> Dict[str, tuple]:
-    """Mount the layers read-only (kernel overlayfs with userxattr, or fuse-overlayfs) and describe."""
-    from rootless import tools
-    from rootless.linux import syscalls
-
-    os.makedirs(mnt, exist_ok=True)
-    lower = ":".join(lowers_top_first)
-    if use_fuse:
-        tools.run(["fuse-overlayfs", "-o", f"lowerdir={lower}", mnt], timeout=30)
-    else:
-        syscalls.mount("overlay", mnt, "overlay", 0, f"lowerdir={lower},userxattr")
-    try:
-        return describe(mnt)
-    finally:
-        syscalls.umount2(mnt, 2)  # MNT_DETACH
-
 
 def remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
@@ -445,8 +393,7 @@ def test_layered_image_equals_an_independent_gnu_tar_extraction(tmp_path, layere
     ref = gnu_tar_reference(tmp_path, layered_image, layered_files)
     ours = run_in_userns(describe, store.path(cids[-1]), ids=ids)
     theirs = run_in_userns(describe, ref, ids=ids)
-    diffs = [f"{k}: ours {ours.get(k)} gnu tar {theirs.get(k)}" for k in sorted(set(ours) | set(theirs))
-             if ours.get(k) != theirs.get(k)]
+    diffs = diff_trees(ours, theirs, "ours", "gnu tar")
     assert not diffs, "\n".join(diffs)
     run_in_userns(remove_tree, ref, ids=ids)
 

@@ -59,9 +59,9 @@ def add_common(p) -> None:
     p.add_argument("--add-host", action="append", default=[], metavar="list", help="Add a custom host-to-IP mapping (host:ip)")
     p.add_argument("--runtime", default="", metavar="string", help="Runtime to use for this container")
     p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
-    from rootless import containers
+    from rootless import hostflags
 
-    containers.add_flags(p)  # --restart, --log-driver, --log-opt, -v, --mount, --volumes-from
+    hostflags.add_flags(p)  # --restart, --log-driver, --log-opt, -v, --mount, --volumes-from
     p.add_argument("image", help="The image to create the container from")
     p.add_argument("command", nargs=argparse.REMAINDER, help="The command and its arguments")
 
@@ -124,7 +124,7 @@ def _labels(items: List[str]) -> Tuple[Tuple[str, str], ...]:
 
 def build_options(args, config, auto_remove: Optional[bool] = None):
     """argparse namespace + config defaults -> engine.CreateOptions."""
-    from rootless import containers
+    from rootless import hostflags
     from rootless.config import parse_size
     from rootless.engine import CreateOptions
     from rootless.oci import spec as ocispec
@@ -207,7 +207,7 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
         publish=tuple(args.publish),
         publish_all=args.publish_all,
         limits=lim.to_dict() if lim else {},
-        host_extra=containers.host_config_extras(args, config),
+        host_extra=hostflags.host_config_extras(args, config),
     )
 
 

@@ -7,9 +7,9 @@ containers do not reach each other), ``host`` and ``none``. See network/usernet.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from rootless.commands import _objects as objects
 from rootless.errors import RootlessError, UsageError
 
 HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Labels": "LABELS",
@@ -17,14 +17,11 @@ HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCO
 
 
 def add_arguments(p) -> None:
-    p.add_argument("subcommand", metavar="COMMAND", help="create, ls, inspect, rm, prune, connect, disconnect")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    objects.add_arguments(p, "create, ls, inspect, rm, prune, connect, disconnect")
 
 
 def _parser(sub: str):
-    from rootless import cli
-
-    p = cli.ArgParser(prog=f"rootless network {sub}")
+    p = objects.parser(f"rootless network {sub}")
     if sub == "create":
         p.add_argument("-d", "--driver", default="bridge", help="Driver to manage the network (bridge)")
         p.add_argument("--subnet", default="", help="Subnet in CIDR format (default: a free 10.89.N.0/24)")
@@ -33,13 +30,10 @@ def _parser(sub: str):
         p.add_argument("--label", action="append", default=[], help="Set metadata on a network")
         p.add_argument("name")
     elif sub in ("ls", "list"):
-        p.add_argument("-q", "--quiet", action="store_true", help="Only display network IDs")
-        p.add_argument("-f", "--filter", action="append", default=[], help="Filter (name=, id=, driver=, label=)")
-        p.add_argument("--format", default=None, help="Format output using a Go template")
+        objects.add_ls_flags(p, "Only display network IDs", "Filter (name=, id=, driver=, label=)")
         p.add_argument("--no-trunc", action="store_true", help="Do not truncate the output")
     elif sub == "inspect":
-        p.add_argument("-f", "--format", default=None, help="Format output using a Go template")
-        p.add_argument("names", nargs="+")
+        objects.add_inspect_flags(p)
     elif sub in ("rm", "remove"):
         p.add_argument("-f", "--force", action="store_true", help="Do not error if the network does not exist")
         p.add_argument("names", nargs="+")
@@ -63,25 +57,21 @@ def _all(cfg):
     return out + [usernet.inspect_dict(n) for n in usernet.load_all(cfg.data_root)]
 
 
+FILTERS = {
+    "name": lambda info, v: v in info["Name"],
+    "id": lambda info, v: info["Id"].startswith(v),
+    "driver": lambda info, v: info["Driver"] == v,
+    "label": objects.has_label,
+}
+
+
 def _match(info, filters) -> bool:
-    for f in filters:
-        key, sep, val = f.partition("=")
-        if not sep:
-            raise UsageError(f"parse filter `{f}`: expected key=value", "e.g. --filter name=mynet")
-        if key == "name" and val not in info["Name"]:
-            return False
-        if key == "id" and not info["Id"].startswith(val):
-            return False
-        if key == "driver" and info["Driver"] != val:
-            return False
-        if key == "label":
-            k, s2, v = val.partition("=")
-            labels = info.get("Labels") or {}
-            if k not in labels or (s2 and labels[k] != v):
-                return False
-        if key not in ("name", "id", "driver", "label"):
-            raise UsageError(f"parse filter `{f}`: unknown filter `{key}`", "use name=, id=, driver= or label=")
-    return True
+    return objects.matches(
+        info, filters, FILTERS,
+        unknown=lambda f, key: UsageError(f"parse filter `{f}`: unknown filter `{key}`",
+                                          "use name=, id=, driver= or label="),
+        no_value=lambda f: UsageError(f"parse filter `{f}`: expected key=value", "e.g. --filter name=mynet"),
+    )
 
 
 def _container(cfg, ref: str):
@@ -96,7 +86,6 @@ def _container(cfg, ref: str):
 
 
 def main(args, ctx) -> int:
-    from rootless.cli import render_error
     from rootless.network import usernet
 
     sub = args.subcommand
@@ -117,55 +106,39 @@ def main(args, ctx) -> int:
             row = dict(info)
             row["ID"] = info["Id"] if ns.no_trunc else info["Id"][:12]
             row["CreatedAt"] = info["Created"]
-            row["Labels"] = ",".join(f"{k}={v}" for k, v in sorted((info.get("Labels") or {}).items()))
+            row["Labels"] = objects.labels_text(info)
             rows.append(row)
-        if ns.quiet:
-            sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
-            return 0
-        from rootless import gotemplate
-
-        fmt = ns.format or "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
-        sys.stdout.write(gotemplate.format_rows(fmt, rows, HEADERS))
-        return 0
+        return objects.print_rows(rows, ns, "ID", "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", HEADERS)
     if sub == "inspect":
-        from rootless.commands.inspect import render
-
         known = {i["Name"]: i for i in _all(cfg)}
-        items, status = [], 0
-        for name in ns.names:
+
+        def get(name):
             info = known.get(name)
             if info is None:
                 n = usernet.find(cfg.data_root, name)
                 info = usernet.inspect_dict(n) if n else None
             if info is None:
-                render_error(RootlessError(f"inspect network `{name}`: no such network", None))
-                status = 1
-                continue
-            items.append(info)
-        sys.stdout.write(render(items, ns.format or ""))
-        return status
+                raise RootlessError(f"inspect network `{name}`: no such network")
+            return info
+
+        return objects.inspect_each(ns.names, get, ns.format)
     if sub in ("rm", "remove"):
-        status = 0
-        for name in ns.names:
-            try:
-                if name in dict(usernet.PREDEFINED) or name in usernet.RESERVED:
-                    raise RootlessError(f"remove network `{name}`: it is a predefined network", "it cannot be removed",
-                                        exit_code=1)
-                if ns.force and usernet.find(cfg.data_root, name) is None:
-                    continue
-                sys.stdout.write(usernet.remove(cfg.data_root, cfg.exec_root, name) + "\n")
-            except RootlessError as e:
-                render_error(e)
-                status = 1
-        return status
+
+        def remove(name):
+            if name in dict(usernet.PREDEFINED) or name in usernet.RESERVED:
+                raise RootlessError(f"remove network `{name}`: it is a predefined network", "it cannot be removed",
+                                    exit_code=1)
+            if ns.force and usernet.find(cfg.data_root, name) is None:
+                return None
+            return usernet.remove(cfg.data_root, cfg.exec_root, name)
+
+        return objects.remove_each(ns.names, remove)
     if sub == "prune":
         from rootless.commands.image import confirm
 
         if not confirm("WARNING! This will remove all custom networks not used by at least one container.", ns.force):
             return 0
-        removed = usernet.prune(cfg.data_root, cfg.exec_root)
-        if removed:
-            sys.stdout.write("Deleted Networks:\n" + "".join(n + "\n" for n in removed) + "\n")
+        objects.print_deleted("Networks", usernet.prune(cfg.data_root, cfg.exec_root))
         return 0
     # connect / disconnect
     net = usernet.get(cfg.data_root, ns.network)

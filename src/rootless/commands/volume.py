@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from rootless.commands import _objects as objects
 from rootless.errors import RootlessError, UsageError
 
 HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE",
@@ -12,26 +12,20 @@ HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("subcommand", metavar="COMMAND", help="create, ls, inspect, rm, prune")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    objects.add_arguments(p, "create, ls, inspect, rm, prune")
 
 
 def _parser(sub: str):
-    from rootless import cli
-
-    p = cli.ArgParser(prog=f"rootless volume {sub}")
+    p = objects.parser(f"rootless volume {sub}")
     if sub == "create":
         p.add_argument("-d", "--driver", default="local", help="Specify volume driver name (local)")
         p.add_argument("--label", action="append", default=[], help="Set metadata for a volume")
         p.add_argument("-o", "--opt", action="append", default=[], help="Set driver specific options (none yet)")
         p.add_argument("name", nargs="?", default="")
     elif sub in ("ls", "list"):
-        p.add_argument("-q", "--quiet", action="store_true", help="Only display volume names")
-        p.add_argument("-f", "--filter", action="append", default=[], help="Filter (dangling=true|false, name=, label=)")
-        p.add_argument("--format", default=None, help="Format output using a Go template")
+        objects.add_ls_flags(p, "Only display volume names", "Filter (dangling=true|false, name=, label=)")
     elif sub == "inspect":
-        p.add_argument("-f", "--format", default=None, help="Format output using a Go template")
-        p.add_argument("names", nargs="+")
+        objects.add_inspect_flags(p)
     elif sub in ("rm", "remove"):
         p.add_argument("-f", "--force", action="store_true", help="Force the removal of one or more volumes")
         p.add_argument("names", nargs="+")
@@ -45,7 +39,6 @@ def _parser(sub: str):
 
 def main(args, ctx) -> int:
     from rootless import volumes
-    from rootless.cli import render_error
 
     sub = args.subcommand
     ns = _parser(sub).parse_args(args.rest)
@@ -71,43 +64,22 @@ def main(args, ctx) -> int:
             if not _match(info, ns.filter, used):
                 continue
             info = dict(info)
-            info["Labels"] = ",".join(f"{k}={v}" for k, v in sorted((info.get("Labels") or {}).items()))
+            info["Labels"] = objects.labels_text(info)
             rows.append(info)
-        if ns.quiet:
-            sys.stdout.write("".join(r["Name"] + "\n" for r in rows))
-            return 0
-        from rootless import gotemplate
-
-        fmt = ns.format or "table {{.Driver}}\t{{.Name}}"
-        sys.stdout.write(gotemplate.format_rows(fmt, rows, HEADERS))
-        return 0
+        return objects.print_rows(rows, ns, "Name", "table {{.Driver}}\t{{.Name}}", HEADERS)
     if sub == "inspect":
-        from rootless.commands.inspect import render
-
-        items, status = [], 0
-        for name in ns.names:
-            try:
-                items.append(vs.inspect(name))
-            except (RootlessError, UsageError) as e:
-                render_error(RootlessError(e.message, None))
-                status = 1
-        sys.stdout.write(render(items, ns.format or ""))
-        return status
+        return objects.inspect_each(ns.names, vs.inspect, ns.format)
     if sub in ("rm", "remove"):
-        status = 0
         used = _used(cfg)
-        for name in ns.names:
-            try:
-                if name in used:
-                    raise RootlessError(f"remove volume `{name}`: volume is in use by container "
-                                        f"`{used[name][0][:12]}`", "remove the container first", exit_code=1)
-                vs.remove(name)
-            except RootlessError as e:
-                render_error(e)
-                status = 1
-                continue
-            sys.stdout.write(name + "\n")
-        return status
+
+        def remove(name):
+            if name in used:
+                raise RootlessError(f"remove volume `{name}`: volume is in use by container "
+                                    f"`{used[name][0][:12]}`", "remove the container first", exit_code=1)
+            vs.remove(name)
+            return name
+
+        return objects.remove_each(ns.names, remove)
     # prune
     from rootless.commands.image import confirm
 
@@ -124,8 +96,7 @@ def main(args, ctx) -> int:
             removed.append(name)
         except (RootlessError, OSError):
             continue
-    if removed:
-        sys.stdout.write("Deleted Volumes:\n" + "".join(n + "\n" for n in removed) + "\n")
+    objects.print_deleted("Volumes", removed)
     sys.stdout.write("Total reclaimed space: 0B\n")
     return 0
 
@@ -142,19 +113,10 @@ def _used(cfg):
 
 
 def _match(info, filters, used) -> bool:
-    for f in filters:
-        k, _, v = f.partition("=")
-        if k == "dangling":
-            if (info["Name"] not in used) != (v in ("true", "1")):
-                return False
-        elif k == "name":
-            if v not in info["Name"]:
-                return False
-        elif k == "label":
-            lk, sep, lv = v.partition("=")
-            labels = info.get("Labels") or {}
-            if lk not in labels or (sep and labels[lk] != lv):
-                return False
-        else:
-            raise UsageError(f"invalid filter `{k}`", "use dangling=, name= or label=")
-    return True
+    tests = {
+        "dangling": lambda info, v: (info["Name"] not in used) == (v in ("true", "1")),
+        "name": lambda info, v: v in info["Name"],
+        "label": objects.has_label,
+    }
+    return objects.matches(info, filters, tests,
+                           unknown=lambda f, k: UsageError(f"invalid filter `{k}`", "use dangling=, name= or label="))

@@ -8,10 +8,10 @@ texts are those of github.com/distribution/reference (normalize.go, reference.go
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Optional
 
 from rootless.errors import UsageError
+from rootless.value import Value
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -54,14 +54,26 @@ def _fail(msg: str, ref: str) -> ReferenceError:
     )
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(Value):
     """A normalised reference: ``domain``/``path`` with an optional tag and digest."""
 
+    __slots__ = ("domain", "path", "tag", "digest")
     domain: str
     path: str
-    tag: Optional[str] = None
-    digest: Optional[str] = None
+    tag: Optional[str]
+    digest: Optional[str]
+
+    def __init__(
+        self,
+        domain: str,
+        path: str,
+        tag: Optional[str] = None,
+        digest: Optional[str] = None,
+    ) -> None:
+        self.domain = domain
+        self.path = path
+        self.tag = tag
+        self.digest = digest
 
     @property
     def name(self) -> str:

@@ -25,11 +25,11 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from rootless import paths
 from rootless.errors import ImageError, NotFound, RootlessError
+from rootless.value import Value
 
 STORAGE_VERSION = 1
 _HEX64 = re.compile(r"^[a-f0-9]{64}$")
@@ -55,14 +55,30 @@ def chain_ids(diff_ids: List[str]) -> List[str]:
     return out
 
 
-@dataclass(frozen=True)
-class LayerRecord:
+class LayerRecord(Value):
+    __slots__ = ("digest", "media_type", "size", "diff_id", "uncompressed_size", "urls")
     digest: str  # the blob as stored (compressed as pulled)
     media_type: str
     size: int  # bytes of the blob
     diff_id: str  # sha256 of the uncompressed tar
-    uncompressed_size: int = -1
-    urls: Tuple[str, ...] = ()
+    uncompressed_size: int
+    urls: Tuple[str, ...]
+
+    def __init__(
+        self,
+        digest: str,
+        media_type: str,
+        size: int,
+        diff_id: str,
+        uncompressed_size: int = -1,
+        urls: Tuple[str, ...] = (),
+    ) -> None:
+        self.digest = digest
+        self.media_type = media_type
+        self.size = size
+        self.diff_id = diff_id
+        self.uncompressed_size = uncompressed_size
+        self.urls = urls
 
     def to_json(self) -> Dict[str, Any]:
         d: Dict[str, Any] = {"digest": self.digest, "mediaType": self.media_type, "size": self.size,
@@ -77,24 +93,63 @@ class LayerRecord:
                            int(d.get("uncompressedSize", -1)), tuple(d.get("urls") or ()))
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(Value):
     """An image in the store. ``id`` is the config digest; ``config`` the parsed config JSON."""
 
+    __slots__ = (
+        "id", "config", "chain_ids", "repo_tags", "repo_digests", "created", "size", "layers",
+        "manifest_digest", "manifest_media_type", "index_digest", "added", "full_tags",
+        "full_digests",
+    )
     id: str
-    config: Dict[str, Any] = field(hash=False, compare=False)
-    chain_ids: Tuple[str, ...] = ()
-    repo_tags: Tuple[str, ...] = ()  # familiar: "busybox:latest"
-    repo_digests: Tuple[str, ...] = ()  # familiar: "busybox@sha256:..."
-    created: str = ""
-    size: int = 0
-    layers: Tuple[LayerRecord, ...] = ()
-    manifest_digest: Optional[str] = None  # the platform manifest as pulled
-    manifest_media_type: str = ""
-    index_digest: Optional[str] = None  # the manifest list / index it came from, if any
-    added: float = 0.0  # when it entered the store (epoch seconds)
-    full_tags: Tuple[str, ...] = ()  # "docker.io/library/busybox:latest"
-    full_digests: Tuple[str, ...] = ()
+    config: Dict[str, Any]  # not compared nor hashed
+    chain_ids: Tuple[str, ...]
+    repo_tags: Tuple[str, ...]  # familiar: "busybox:latest"
+    repo_digests: Tuple[str, ...]  # familiar: "busybox@sha256:..."
+    created: str
+    size: int
+    layers: Tuple[LayerRecord, ...]
+    manifest_digest: Optional[str]  # the platform manifest as pulled
+    manifest_media_type: str
+    index_digest: Optional[str]  # the manifest list / index it came from, if any
+    added: float  # when it entered the store (epoch seconds)
+    full_tags: Tuple[str, ...]  # "docker.io/library/busybox:latest"
+    full_digests: Tuple[str, ...]
+
+    def __init__(
+        self,
+        id: str,
+        config: Dict[str, Any],
+        chain_ids: Tuple[str, ...] = (),
+        repo_tags: Tuple[str, ...] = (),
+        repo_digests: Tuple[str, ...] = (),
+        created: str = "",
+        size: int = 0,
+        layers: Tuple[LayerRecord, ...] = (),
+        manifest_digest: Optional[str] = None,
+        manifest_media_type: str = "",
+        index_digest: Optional[str] = None,
+        added: float = 0.0,
+        full_tags: Tuple[str, ...] = (),
+        full_digests: Tuple[str, ...] = (),
+    ) -> None:
+        self.id = id
+        self.config = config
+        self.chain_ids = chain_ids
+        self.repo_tags = repo_tags
+        self.repo_digests = repo_digests
+        self.created = created
+        self.size = size
+        self.layers = layers
+        self.manifest_digest = manifest_digest
+        self.manifest_media_type = manifest_media_type
+        self.index_digest = index_digest
+        self.added = added
+        self.full_tags = full_tags
+        self.full_digests = full_digests
+
+    def _values(self) -> Tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__ if n != "config")
 
     @property
     def short_id(self) -> str:

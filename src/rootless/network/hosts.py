@@ -18,20 +18,11 @@ import re
 from typing import List, Optional, Sequence, Tuple
 
 from rootless.errors import UsageError
+from rootless.hostsfile import DEFAULT_HOSTS
 
 HOST_GATEWAY = "host-gateway"
 HOST_NAMES = ("host.containers.internal", "host.docker.internal")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$")
-
-BASE = (
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "ff00::0\tip6-mcastprefix\n"
-    "ff02::1\tip6-allnodes\n"
-    "ff02::2\tip6-allrouters\n"
-)
-
 
 def parse_add_host(text: str) -> Tuple[str, str]:
     """``--add-host name:ip`` (or ``name=ip``; ``ip`` may be IPv6 or ``host-gateway``)."""
@@ -61,7 +52,7 @@ def make(
 ) -> str:
     """``address``: the container's own (None: 127.0.1.1, as for --network none/host-less);
     ``gateway``: what host-gateway means (None: the network has none, host-gateway is an error)."""
-    lines: List[str] = [BASE.rstrip("\n")]
+    lines: List[str] = [DEFAULT_HOSTS.rstrip("\n")]
     for name, ip in extra_hosts:
         if ip == HOST_GATEWAY:
             if not gateway:

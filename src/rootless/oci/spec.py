@@ -15,11 +15,11 @@ The defaults follow Docker/Moby's ``oci/defaults.go`` and Podman's rootless adju
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rootless.runtime import ANNOTATION_INIT as _ANNOTATION_INIT
 from rootless.runtime import DEFAULT_CAPABILITIES as _DEFAULT_CAPABILITIES
+from rootless.value import Value
 
 OCI_VERSION = "1.0.2"
 
@@ -64,66 +64,142 @@ class SpecError(ValueError):
     """The options cannot make a valid spec (e.g. no command). The engine turns it into an error."""
 
 
-@dataclass(frozen=True)
-class Ulimit:
+class Ulimit(Value):
+    __slots__ = ("name", "soft", "hard")
     name: str  # docker's short name: nofile, nproc, ...
     soft: int
     hard: int
 
+    def __init__(self, name: str, soft: int, hard: int) -> None:
+        self.name = name
+        self.soft = soft
+        self.hard = hard
 
-@dataclass(frozen=True)
-class Mapping:
+
+class Mapping(Value):
     """One uid_map/gid_map line: container id, host id, count (same as idmap.IdMapping)."""
 
+    __slots__ = ("container", "host", "count")
     container: int
     host: int
     count: int
 
+    def __init__(self, container: int, host: int, count: int) -> None:
+        self.container = container
+        self.host = host
+        self.count = count
 
-@dataclass(frozen=True)
-class User:
+
+class User(Value):
+    __slots__ = ("uid", "gid", "additional_gids", "home", "umask")
     uid: int
     gid: int
-    additional_gids: Tuple[int, ...] = ()
-    home: str = "/"
-    umask: int = 0o022
+    additional_gids: Tuple[int, ...]
+    home: str
+    umask: int
+
+    def __init__(
+        self,
+        uid: int,
+        gid: int,
+        additional_gids: Tuple[int, ...] = (),
+        home: str = "/",
+        umask: int = 0o022,
+    ) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = additional_gids
+        self.home = home
+        self.umask = umask
 
 
-@dataclass(frozen=True)
-class BindFile:
+class BindFile(Value):
     """A host file bind-mounted into the container (/etc/hosts, /etc/hostname, /etc/resolv.conf)."""
 
+    __slots__ = ("source", "destination", "read_only")
     source: str
     destination: str
-    read_only: bool = False
+    read_only: bool
+
+    def __init__(self, source: str, destination: str, read_only: bool = False) -> None:
+        self.source = source
+        self.destination = destination
+        self.read_only = read_only
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(Value):
     """What `run`/`create` were asked for, already parsed (no host lookups left)."""
 
-    cmd: Tuple[str, ...] = ()  # the words after IMAGE
-    entrypoint: Optional[Tuple[str, ...]] = None  # None: the image's; (): reset (--entrypoint "")
-    env: Tuple[str, ...] = ()  # KEY=VALUE, later ones win over the image's
-    workdir: str = ""
-    hostname: str = ""
-    read_only: bool = False
-    tmpfs: Tuple[Tuple[str, str], ...] = ()  # (path, options)
-    tty: bool = False
-    stdin_open: bool = False
-    init: bool = False
-    shm_size: int = 64 << 20
-    ulimits: Tuple[Ulimit, ...] = ()
-    cap_add: Tuple[str, ...] = ()
-    cap_drop: Tuple[str, ...] = ()
-    privileged: bool = False
-    no_new_privileges: bool = False
-    network: str = "none"  # none | host (slirp comes with the network issue)
-    labels: Tuple[Tuple[str, str], ...] = ()
+    __slots__ = (
+        "cmd", "entrypoint", "env", "workdir", "hostname", "read_only", "tmpfs", "tty",
+        "stdin_open", "init", "shm_size", "ulimits", "cap_add", "cap_drop", "privileged",
+        "no_new_privileges", "network", "labels",
+    )
+    cmd: Tuple[str, ...]  # the words after IMAGE
+    entrypoint: Optional[Tuple[str, ...]]  # None: the image's; (): reset (--entrypoint "")
+    env: Tuple[str, ...]  # KEY=VALUE, later ones win over the image's
+    workdir: str
+    hostname: str
+    read_only: bool
+    tmpfs: Tuple[Tuple[str, str], ...]  # (path, options)
+    tty: bool
+    stdin_open: bool
+    init: bool
+    shm_size: int
+    ulimits: Tuple[Ulimit, ...]
+    cap_add: Tuple[str, ...]
+    cap_drop: Tuple[str, ...]
+    privileged: bool
+    no_new_privileges: bool
+    network: str  # none | host (slirp comes with the network issue)
+    labels: Tuple[Tuple[str, str], ...]
+
+    def __init__(
+        self,
+        cmd: Tuple[str, ...] = (),
+        entrypoint: Optional[Tuple[str, ...]] = None,
+        env: Tuple[str, ...] = (),
+        workdir: str = "",
+        hostname: str = "",
+        read_only: bool = False,
+        tmpfs: Tuple[Tuple[str, str], ...] = (),
+        tty: bool = False,
+        stdin_open: bool = False,
+        init: bool = False,
+        shm_size: int = 64 << 20,
+        ulimits: Tuple[Ulimit, ...] = (),
+        cap_add: Tuple[str, ...] = (),
+        cap_drop: Tuple[str, ...] = (),
+        privileged: bool = False,
+        no_new_privileges: bool = False,
+        network: str = "none",
+        labels: Tuple[Tuple[str, str], ...] = (),
+    ) -> None:
+        self.cmd = cmd
+        self.entrypoint = entrypoint
+        self.env = env
+        self.workdir = workdir
+        self.hostname = hostname
+        self.read_only = read_only
+        self.tmpfs = tmpfs
+        self.tty = tty
+        self.stdin_open = stdin_open
+        self.init = init
+        self.shm_size = shm_size
+        self.ulimits = ulimits
+        self.cap_add = cap_add
+        self.cap_drop = cap_drop
+        self.privileged = privileged
+        self.no_new_privileges = no_new_privileges
+        self.network = network
+        self.labels = labels
 
 
-@dataclass(frozen=True)
-class SpecInput:
+class SpecInput(Value):
+    __slots__ = (
+        "image_config", "options", "rootfs", "user", "uid_mappings", "gid_mappings", "hostname",
+        "bind_files", "cgroup_ns", "container_id", "extra_annotations",
+    )
     image_config: Dict[str, Any]  # the image's config (the "config" object of the image config JSON)
     options: RunOptions
     rootfs: str
@@ -131,10 +207,36 @@ class SpecInput:
     uid_mappings: Tuple[Mapping, ...]
     gid_mappings: Tuple[Mapping, ...]
     hostname: str
-    bind_files: Tuple[BindFile, ...] = ()
-    cgroup_ns: bool = True
-    container_id: str = ""
-    extra_annotations: Tuple[Tuple[str, str], ...] = field(default_factory=tuple)
+    bind_files: Tuple[BindFile, ...]
+    cgroup_ns: bool
+    container_id: str
+    extra_annotations: Tuple[Tuple[str, str], ...]
+
+    def __init__(
+        self,
+        image_config: Dict[str, Any],
+        options: RunOptions,
+        rootfs: str,
+        user: User,
+        uid_mappings: Tuple[Mapping, ...],
+        gid_mappings: Tuple[Mapping, ...],
+        hostname: str,
+        bind_files: Tuple[BindFile, ...] = (),
+        cgroup_ns: bool = True,
+        container_id: str = "",
+        extra_annotations: Tuple[Tuple[str, str], ...] = (),
+    ) -> None:
+        self.image_config = image_config
+        self.options = options
+        self.rootfs = rootfs
+        self.user = user
+        self.uid_mappings = uid_mappings
+        self.gid_mappings = gid_mappings
+        self.hostname = hostname
+        self.bind_files = bind_files
+        self.cgroup_ns = cgroup_ns
+        self.container_id = container_id
+        self.extra_annotations = extra_annotations
 
 
 # --- pieces, each pure ------------------------------------------------------------------------------

@@ -36,8 +36,9 @@ callback. It never prints; failures raise ``rootless.errors.RuntimeSetupError`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, List, Optional, Union
+
+from rootless.value import Value
 
 if TYPE_CHECKING:  # pragma: no cover
     from rootless.idmap import UserIds
@@ -66,8 +67,7 @@ DEFAULT_CAPABILITIES = (
 ANNOTATION_INIT = "io.rootless.init"
 
 
-@dataclass(frozen=True)
-class MountStep:
+class MountStep(Value):
     """mount(2) ``source`` on ``target`` (host paths), type ``fstype``, inside the new namespaces.
 
     ``options`` are mount flags by name as in the OCI spec (``ro``, ``nosuid``, ``bind``, ...);
@@ -75,15 +75,29 @@ class MountStep:
     ``lowerdir=A:B,upperdir=U,workdir=W,userxattr``.
     """
 
+    __slots__ = ("source", "target", "fstype", "options", "data")
     source: str
     target: str
     fstype: str
-    options: List[str] = field(default_factory=list)
-    data: str = ""
+    options: List[str]
+    data: str
+
+    def __init__(
+        self,
+        source: str,
+        target: str,
+        fstype: str,
+        options: Optional[List[str]] = None,
+        data: str = "",
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.fstype = fstype
+        self.options = [] if options is None else options
+        self.data = data
 
 
-@dataclass(frozen=True)
-class ExecStep:
+class ExecStep(Value):
     """Start a host tool (e.g. ``fuse-overlayfs -f -o ... MERGED``) inside the new namespaces.
 
     ``argv[0]`` is looked up with rootless.tools. When ``wait_mount`` is set the runtime waits
@@ -93,21 +107,30 @@ class ExecStep:
     that quotes the tool's stderr.
     """
 
+    __slots__ = ("argv", "wait_mount", "timeout")
     argv: List[str]
-    wait_mount: Optional[str] = None
-    timeout: float = 10.0
+    wait_mount: Optional[str]
+    timeout: float
+
+    def __init__(self, argv: List[str], wait_mount: Optional[str] = None, timeout: float = 10.0) -> None:
+        self.argv = argv
+        self.wait_mount = wait_mount
+        self.timeout = timeout
 
 
-@dataclass(frozen=True)
-class RootfsPlan:
+class RootfsPlan(Value):
     """What makes ``rootfs`` (a host directory) the container's root, done in order."""
 
+    __slots__ = ("rootfs", "steps")
     rootfs: str
-    steps: List[Union[MountStep, ExecStep]] = field(default_factory=list)
+    steps: List[Union[MountStep, ExecStep]]
+
+    def __init__(self, rootfs: str, steps: Optional[List[Union[MountStep, ExecStep]]] = None) -> None:
+        self.rootfs = rootfs
+        self.steps = [] if steps is None else steps
 
 
-@dataclass(frozen=True)
-class Stdio:
+class Stdio(Value):
     """The container's standard streams as fds of the caller (None: inherit the caller's).
 
     With ``tty=True`` a pty is allocated inside the container (in its own /dev/pts, as crun
@@ -116,11 +139,26 @@ class Stdio:
     caller's terminal; default: whichever of 0, 1, 2 is a tty). ``stdin`` etc. are then ignored.
     """
 
-    stdin: Optional[int] = None
-    stdout: Optional[int] = None
-    stderr: Optional[int] = None
-    tty: bool = False
-    winsize_from: Optional[int] = None
+    __slots__ = ("stdin", "stdout", "stderr", "tty", "winsize_from")
+    stdin: Optional[int]
+    stdout: Optional[int]
+    stderr: Optional[int]
+    tty: bool
+    winsize_from: Optional[int]
+
+    def __init__(
+        self,
+        stdin: Optional[int] = None,
+        stdout: Optional[int] = None,
+        stderr: Optional[int] = None,
+        tty: bool = False,
+        winsize_from: Optional[int] = None,
+    ) -> None:
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.tty = tty
+        self.winsize_from = winsize_from
 
 
 def spawn(

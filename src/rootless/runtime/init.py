@@ -26,12 +26,12 @@ import socket
 import stat
 import struct
 import termios
-from dataclasses import dataclass
 from typing import Dict, List, NoReturn, Optional
 
 from rootless.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, RootlessError, RuntimeSetupError
 from rootless.linux import syscalls as sc
 from rootless.runtime import ANNOTATION_INIT, caps, mounts, sync
+from rootless.value import Value
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -40,15 +40,33 @@ DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/s
 RLIM_MAX = 2**64 - 1
 
 
-@dataclass
-class _Exec:
+class _Exec(Value):
+    __slots__ = ("path", "args", "env", "pty_slave", "fifo_fd", "last_cap", "setgroups_allowed")
     path: str
     args: List[str]
     env: Dict[str, str]
     pty_slave: Optional[int]
     fifo_fd: Optional[int]
-    last_cap: int = 40
-    setgroups_allowed: bool = True
+    last_cap: int
+    setgroups_allowed: bool
+
+    def __init__(
+        self,
+        path: str,
+        args: List[str],
+        env: Dict[str, str],
+        pty_slave: Optional[int],
+        fifo_fd: Optional[int],
+        last_cap: int = 40,
+        setgroups_allowed: bool = True,
+    ) -> None:
+        self.path = path
+        self.args = args
+        self.env = env
+        self.pty_slave = pty_slave
+        self.fifo_fd = fifo_fd
+        self.last_cap = last_cap
+        self.setgroups_allowed = setgroups_allowed
 
 
 def _loopback_up() -> None:

@@ -15,19 +15,23 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from rootless.errors import RootlessError, RuntimeSetupError
 from rootless.idmap import IdMapping
 from rootless.linux import syscalls as sc
 from rootless.runtime import ExecStep, MountStep, RootfsPlan, Stdio, init, mounts, sync, userns
+from rootless.value import Value
 
 
-@dataclass(frozen=True)
-class StageConfig:
+class StageConfig(Value):
     """Everything stage 1 and the init need; it pickles (a threaded parent re-executes Python)."""
 
+    __slots__ = (
+        "spec", "rootfs", "bundle", "plan", "uid_maps", "gid_maps", "self_map", "join_user",
+        "unshare_flags", "new_pid", "new_cgroup", "join", "stdio", "ctl_fd", "exec_fifo",
+        "parent_pid", "name", "proc",
+    )
     spec: dict
     rootfs: str
     bundle: str
@@ -39,13 +43,53 @@ class StageConfig:
     unshare_flags: int  # namespaces to create (besides user and pid)
     new_pid: bool
     new_cgroup: bool
-    join: Dict[str, str] = field(default_factory=dict)  # OCI ns type -> path to setns into
-    stdio: Stdio = Stdio()
-    ctl_fd: int = -1
-    exec_fifo: Optional[str] = None
-    parent_pid: int = 0
-    name: str = ""
-    proc: str = "/proc"
+    join: Dict[str, str]  # OCI ns type -> path to setns into
+    stdio: Stdio
+    ctl_fd: int
+    exec_fifo: Optional[str]
+    parent_pid: int
+    name: str
+    proc: str
+
+    def __init__(
+        self,
+        spec: dict,
+        rootfs: str,
+        bundle: str,
+        plan: Optional[RootfsPlan],
+        uid_maps: List[IdMapping],
+        gid_maps: List[IdMapping],
+        self_map: Optional[Tuple[IdMapping, IdMapping]],
+        join_user: Optional[str],
+        unshare_flags: int,
+        new_pid: bool,
+        new_cgroup: bool,
+        join: Optional[Dict[str, str]] = None,
+        stdio: Stdio = Stdio(),
+        ctl_fd: int = -1,
+        exec_fifo: Optional[str] = None,
+        parent_pid: int = 0,
+        name: str = "",
+        proc: str = "/proc",
+    ) -> None:
+        self.spec = spec
+        self.rootfs = rootfs
+        self.bundle = bundle
+        self.plan = plan
+        self.uid_maps = uid_maps
+        self.gid_maps = gid_maps
+        self.self_map = self_map
+        self.join_user = join_user
+        self.unshare_flags = unshare_flags
+        self.new_pid = new_pid
+        self.new_cgroup = new_cgroup
+        self.join = {} if join is None else join
+        self.stdio = stdio
+        self.ctl_fd = ctl_fd
+        self.exec_fifo = exec_fifo
+        self.parent_pid = parent_pid
+        self.name = name
+        self.proc = proc
 
 
 def main(cfg: StageConfig) -> None:

@@ -1,6 +1,6 @@
 """Typed messages between the parent, stage 1 and init, over a SOCK_SEQPACKET socketpair.
 
-One datagram is one message: a JSON object with a ``type`` and the fields of the dataclass.
+One datagram is one message: a JSON object with a ``type`` and the fields of the message.
 SOCK_SEQPACKET keeps message boundaries and reports EOF once every peer has closed its end, which
 is how the parent learns that the init exec'd (its end is close-on-exec) or died.
 A file descriptor (the pty master) travels beside a message with SCM_RIGHTS.
@@ -11,60 +11,66 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass, fields
 from typing import Dict, Optional, Tuple, Type
 
 from rootless.errors import RuntimeSetupError
+from rootless.value import Value, as_dict
 
 MAX_MSG = 65536
 
 
-@dataclass(frozen=True)
-class MapPlease:
+class MapPlease(Value):
     """stage 1 -> parent: I have unshared the user namespace; write my uid/gid maps."""
 
 
-@dataclass(frozen=True)
-class MapDone:
+class MapDone(Value):
     """parent -> stage 1: the maps are written; you are root in your namespace now."""
 
 
-@dataclass(frozen=True)
-class HelperPid:
+class HelperPid(Value):
     """stage 1 -> parent: an ExecStep tool runs in the foreground with this (host) pid."""
 
+    __slots__ = ("pid",)
     pid: int
 
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
-@dataclass(frozen=True)
-class InitPid:
+
+class InitPid(Value):
     """stage 1 -> parent: the container init has this (host) pid."""
 
+    __slots__ = ("pid",)
     pid: int
 
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
-@dataclass(frozen=True)
-class PtyMaster:
+
+class PtyMaster(Value):
     """init -> parent: the pty master comes with this message (SCM_RIGHTS)."""
 
 
-@dataclass(frozen=True)
-class Ready:
+class Ready(Value):
     """init -> parent: set up, waiting for Start (or for a reader of the exec fifo)."""
 
 
-@dataclass(frozen=True)
-class Start:
+class Start(Value):
     """parent -> init: exec now."""
 
 
-@dataclass(frozen=True)
-class Error:
+class Error(Value):
     """any child -> parent: this step failed; the parent raises RuntimeSetupError from it."""
 
+    __slots__ = ("message", "hint", "exit_code")
     message: str
-    hint: Optional[str] = None
-    exit_code: int = 125
+    hint: Optional[str]
+    exit_code: int
+
+    def __init__(self, message: str, hint: Optional[str] = None, exit_code: int = 125) -> None:
+        self.message = message
+        self.hint = hint
+        self.exit_code = exit_code
 
 
 MESSAGES: Dict[str, Type] = {
@@ -73,7 +79,7 @@ MESSAGES: Dict[str, Type] = {
 
 
 def encode(msg) -> bytes:
-    d = asdict(msg)
+    d = as_dict(msg)
     d["type"] = type(msg).__name__
     return json.dumps(d).encode()
 
@@ -82,7 +88,7 @@ def decode(data: bytes):
     try:
         d = json.loads(data.decode())
         cls = MESSAGES[d.pop("type")]
-        names = {f.name for f in fields(cls)}
+        names = set(cls.__slots__)
         return cls(**{k: v for k, v in d.items() if k in names})
     except (ValueError, KeyError, TypeError) as e:
         raise RuntimeSetupError(f"read runtime message: malformed ({e})", "this is a bug in rootless; please report it")

@@ -149,6 +149,60 @@ def safe_read(root: str, rel: str, limit: int = 1 << 20) -> Optional[bytes]:
         return None
 
 
+# overlayfs marks an opaque directory (nothing below shows through) with one of these set to "y";
+# fuse-overlayfs writes its own name when it cannot set user.overlay.* (fuse-overlayfs(1))
+OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque", "user.fuseoverlayfs.opaque")
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    """An overlay whiteout: a 0:0 character device hides the name in the layers below."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    for name in OPAQUE_XATTRS:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def overlay_lookup(layers_top_first: List[str], rel: str) -> Optional[str]:
+    """The layer whose ``rel`` the merged overlay view shows: the topmost that has it, unless a
+    whiteout (a 0:0 char device, or fuse-overlayfs's ``.wh.NAME`` file), a non-directory on the way
+    or an opaque directory above hides it. None when it is hidden or absent. Symlinks are not
+    followed."""
+    parts = [p for p in rel.split("/") if p and p != "."]
+    if not parts or ".." in parts:
+        return None
+    last = len(parts) - 1
+    for layer in layers_top_first:
+        cur = layer
+        hidden_below = False
+        for i, p in enumerate(parts):
+            parent, cur = cur, os.path.join(cur, p)
+            if os.path.lexists(os.path.join(parent, ".wh." + p)):
+                return None
+            try:
+                st = os.lstat(cur)
+            except OSError:
+                break
+            if is_whiteout(st):
+                return None
+            if i < last:
+                if not stat.S_ISDIR(st.st_mode):
+                    return None  # a file or symlink here hides the lower directories
+                if is_opaque(cur):
+                    hidden_below = True
+        else:
+            return layer
+        if hidden_below:
+            return None
+    return None
+
+
 def get_driver(name: str, data_root: str, ids: Optional[UserIds] = None) -> Driver:
     """The driver called ``name`` (overlay2, fuse-overlayfs, vfs)."""
     if name == "overlay2":

@@ -8,15 +8,13 @@ layers (``data_root/overlay/layers/<hex>/diff``) are the read-only lowerdirs, to
 from __future__ import annotations
 
 import os
-import stat
 from typing import List, Optional
 
 from rootless.errors import RootlessError
-from rootless.storage.base import Driver, safe_read
+from rootless.storage.base import Driver, overlay_lookup, safe_read
 
 # mount(2) data is one page; leave room for upperdir/workdir and the option names
 MAX_MOUNT_DATA = 4000
-OPAQUE_XATTRS = ("user.overlay.opaque", "trusted.overlay.opaque")
 
 
 class OverlayDriver(Driver):
@@ -76,47 +74,7 @@ class OverlayDriver(Driver):
         return overlay_read(top_first, path)
 
 
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _is_opaque(path: str) -> bool:
-    for name in OPAQUE_XATTRS:
-        try:
-            if os.getxattr(path, name, follow_symlinks=False) == b"y":
-                return True
-        except OSError:
-            continue
-    return False
-
-
 def overlay_read(layers_top_first: List[str], rel: str) -> Optional[bytes]:
-    """``rel`` as the merged view shows it: the topmost layer that has it, unless a whiteout or an
-    opaque directory above hides it. Symlinks are not followed (None)."""
-    parts = [p for p in rel.split("/") if p and p != "."]
-    if not parts or any(p == ".." for p in parts):
-        return None
-    for layer in layers_top_first:
-        cur = layer
-        hidden_below = False
-        found = True
-        for i, p in enumerate(parts):
-            cur = os.path.join(cur, p)
-            try:
-                st = os.lstat(cur)
-            except OSError:
-                found = False
-                break
-            if _is_whiteout(st):
-                return None
-            last = i == len(parts) - 1
-            if not last:
-                if not stat.S_ISDIR(st.st_mode):
-                    return None  # a file or symlink here hides the lower directories
-                if _is_opaque(cur):
-                    hidden_below = True
-        if found:
-            return safe_read(layer, rel)
-        if hidden_below:
-            return None
-    return None
+    """``rel`` as the merged view shows it (``overlay_lookup``), if it is a regular file there."""
+    layer = overlay_lookup(layers_top_first, rel)
+    return None if layer is None else safe_read(layer, rel)

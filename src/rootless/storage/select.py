@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import Optional
 
 from rootless import paths, tools
 from rootless.errors import RootlessError
+from rootless.value import Value
 
 PROBE_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(Value):
+    __slots__ = ("name", "fmt", "reason")
     name: str  # overlay2 | fuse-overlayfs | vfs
     fmt: str  # layer format: "overlay" or "vfs"
     reason: str
+
+    def __init__(self, name: str, fmt: str, reason: str) -> None:
+        self.name = name
+        self.fmt = fmt
+        self.reason = reason
 
 
 def fmt_of(name: str) -> str:

@@ -1,0 +1,810 @@
+"""The warm server: a per-user process with rootless already imported, that forks one child per command.
+
+Starting Python and importing the engine costs more than running a container (~45 of ~70 ms for
+`run --rm busybox true`). So the first command a user runs starts, in the background, a small
+server that imports everything once and then waits on a unix socket; later commands are thin
+clients: they pass their argv, environment, umask, rlimits, working directory and their own
+stdin/stdout/stderr (the file descriptors themselves, SCM_RIGHTS) and the server forks a child
+that becomes the command, exactly as if the client had run it, with fds 0-2 being the client's.
+The client forwards the signals it gets to that child and exits with its exit status. It is the
+same idea as Podman's pause process and Emacs's server; nothing runs with more rights than the
+user's own.
+
+What a user can rely on:
+- Output, exit codes, signals and terminals behave as without it (tests run the suite through it).
+- If anything is off (no server yet, a different build or Python, rlimits it cannot match, a dead
+  server), the client runs the command itself, as before. ``ROOTLESS_WARM=0`` turns it off.
+- The server lives in the exec-root (``$XDG_RUNTIME_DIR/rootless``, 0700), accepts only its own
+  uid (SO_PEERCRED), exits after ``ROOTLESS_WARM_IDLE`` seconds without work (default 600), when
+  its socket is removed, or on ``rootless system warm stop``.
+
+The client half (``try_client``) runs before anything else is imported: it may import only
+modules that cost nothing (os, sys, _socket, _signal).
+"""
+
+import os
+import sys
+
+PROTO = b"RLW1"
+IDLE_DEFAULT = 600.0
+# Commands the server runs. The others run in the client: they re-exec themselves or wait for
+# other processes as their parent (runtime, helper, serve), read a password from /dev/tty (login),
+# or manage the server itself (system).
+WARM_COMMANDS = frozenset(
+    "run create start stop restart kill rm ps logs exec wait inspect port top stats update pause unpause "
+    "rename cp diff export commit container images image rmi tag history save load volume network info "
+    "pull push".split()
+)
+# Signals the client passes on to the command (with -t, SIGWINCH carries the window size change).
+FORWARD = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+
+def _fnv(data: bytes) -> str:
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+NAMESPACES = ("user", "mnt", "net", "pid", "ipc", "uts", "cgroup")
+
+
+def place(proc: str = "/proc/self") -> str:
+    """Where a process lives: its namespaces, root directory and cgroups. A command must run where
+    its client runs (paths, published ports and resource limits depend on it), so a server only
+    serves clients of its own place (and a login session or CI job that has its own cgroup gets a
+    server of its own, which ends with it)."""
+    parts = []
+    for ns in NAMESPACES:
+        try:
+            parts.append(os.readlink(f"{proc}/ns/{ns}"))
+        except OSError:
+            parts.append("-")
+    try:
+        st = os.stat(f"{proc}/root")
+        parts.append(f"root={st.st_dev}:{st.st_ino}")
+    except OSError:
+        parts.append("root=-")
+    try:
+        with open(f"{proc}/cgroup", "rb") as f:
+            parts.append(f.read().decode("utf-8", "replace"))
+    except OSError:
+        parts.append("-")
+    return "\0".join(parts)
+
+
+def server_key(build_id: str, env=None, where: "str | None" = None) -> str:
+    """What must be equal for a server to stand in for this client: the build, the interpreter and
+    its flags, what the interpreter read from the environment when it started (locale, PYTHON*),
+    the uid and the place (namespaces, root, cgroups)."""
+    env = os.environ if env is None else env
+    parts = [build_id, sys.executable, sys.version, repr(tuple(sys.flags)), repr(sys.path[1:]), str(os.getuid()),
+             place() if where is None else where]
+    for k in sorted(env):
+        if k.startswith("PYTHON") or k.startswith("LC_") or k == "LANG":
+            parts.append(f"{k}={env[k]}")
+    return _fnv("\0".join(parts).encode("utf-8", "surrogateescape"))
+
+
+def exec_root(env=None) -> str:
+    """Where the server's socket lives: $ROOTLESS_WARM_DIR, else the default exec-root
+    (paths.default_exec_root), when it is a directory private to us; else ''."""
+    env = os.environ if env is None else env
+    uid = os.getuid()
+    base = env.get("ROOTLESS_WARM_DIR") or None
+    xdg = env.get("XDG_RUNTIME_DIR")
+    if base is None and xdg:
+        try:
+            st = os.stat(xdg)
+            if st.st_uid == uid and (st.st_mode & 0o170000) == 0o040000:
+                base = os.path.join(xdg, "rootless")
+        except OSError:
+            pass
+    if base is None:
+        base = f"/tmp/rootless-run-{uid}"
+    try:
+        st = os.lstat(base)
+    except OSError:
+        return ""
+    if st.st_uid != uid or (st.st_mode & 0o170000) != 0o040000 or st.st_mode & 0o077:
+        return ""
+    return base
+
+
+def create_dir(env=None) -> None:
+    """Make the folder exec_root() looks for (0700), as paths.ensure_private_dir does."""
+    from rootless import paths
+
+    env = os.environ if env is None else env
+    path = env.get("ROOTLESS_WARM_DIR") or paths.default_exec_root(env).path
+    paths.ensure_private_dir(path)
+
+
+def socket_path(root: str, key: str) -> str:
+    return os.path.join(root, f"warm-{key}.sock")
+
+
+def enabled(env=None) -> bool:
+    env = os.environ if env is None else env
+    return env.get("ROOTLESS_WARM", "1") not in ("0", "false", "no", "off")
+
+
+def command_of(argv) -> str:
+    """The command word after the global options ('' for --help, --version and the like)."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--config-file", "--config", "-l", "--log-level"):
+            i += 2
+            continue
+        if a in ("-D", "--debug") or a.startswith("--config-file=") or a.startswith("--log-level="):
+            i += 1
+            continue
+        if a.startswith("-"):
+            return ""
+        return a
+    return ""
+
+
+# ----------------------------------------------------------------------------------------- client
+
+
+def _encode(items) -> bytes:
+    out = []
+    for s in items:
+        b = os.fsencode(s) if isinstance(s, str) else s
+        out.append(b)
+    return b"\0".join(out)
+
+
+def _request(argv) -> bytes:
+    import _signal
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    ignored = [str(n) for n in range(1, 65) if _ignored(_signal, n)]
+    try:
+        import resource
+
+        limits = []
+        for name in dir(resource):
+            if name.startswith("RLIMIT_"):
+                n = getattr(resource, name)
+                soft, hard = resource.getrlimit(n)
+                limits.append(f"{n}:{soft}:{hard}")
+    except (ImportError, OSError, ValueError):
+        limits = []
+    try:
+        cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        cpus = ""
+    env = [f"{k}={v}" for k, v in os.environ.items()]  # str, surrogate-escaped: fsencode below
+    head = [PROTO, str(umask), ",".join(ignored), ";".join(limits), cpus, str(os.nice(0)),
+            str(len(argv))] + list(argv) + [str(len(env))] + env
+    return _encode(head)
+
+
+def _ignored(_signal, n: int) -> bool:
+    try:
+        return _signal.getsignal(n) == _signal.SIG_IGN
+    except (ValueError, OSError):
+        return False
+
+
+def try_client(build_id: str, argv) -> "int | None":
+    """Run ``argv`` in the warm server and return its exit status; None: run it here instead.
+
+    Starts the server in the background (for the next command) when there is none.
+    """
+    if not build_id or not enabled() or command_of(argv[1:]) not in WARM_COMMANDS:
+        return None
+    root = exec_root()
+    key = server_key(build_id)
+    path = socket_path(root, key) if root else ""
+    if not path or not os.path.exists(path):
+        start_server_later(build_id, key)
+        return None
+    import _socket
+
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+        cred = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # pid, uid, gid (3 ints)
+    except OSError:
+        s.close()
+        start_server_later(build_id, key)
+        return None
+    if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+        s.close()  # not our server (the folder is ours: someone with more rights than us made it)
+        return None
+    try:
+        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        s.close()
+        return None
+    try:
+        for fd in (0, 1, 2):
+            os.fstat(fd)  # a closed stdio fd: let the command run here and see it as closed
+    except OSError:
+        s.close()
+        os.close(cwd)
+        return None
+    fwd = _Forwarder(s)
+    try:
+        body = _request(argv)
+        msg = len(body).to_bytes(4, "big") + body
+        import array
+
+        fds = array.array("i", [0, 1, 2, cwd]).tobytes()
+        n = s.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        if n < len(msg):
+            s.sendall(msg[n:])
+    except OSError:
+        fwd.restore()
+        s.close()
+        os.close(cwd)
+        return None
+    os.close(cwd)
+    fwd.sent()
+    try:
+        return _follow(s, fwd)
+    finally:
+        fwd.restore()
+        s.close()
+
+
+class _Forwarder:
+    """Signals we get go to the command as one byte each on the connection (queued until the request is out)."""
+
+    def __init__(self, s):
+        import _signal
+
+        self.s = s
+        self.pending = []
+        self.ready = False
+        self.old = {}
+        for name in FORWARD:
+            n = getattr(_signal, name)
+            if _signal.getsignal(n) == _signal.SIG_IGN and name != "SIGWINCH":
+                continue  # ignored when we were started (nohup): the command ignores it too
+            self.old[n] = _signal.signal(n, self.handler)
+
+    def handler(self, signum, frame) -> None:
+        if not self.ready:
+            self.pending.append(signum)
+            return
+        try:
+            self.s.send(bytes([signum]))
+        except OSError:
+            pass
+
+    def sent(self) -> None:
+        self.ready = True
+        pending, self.pending = self.pending, []
+        for n in pending:
+            self.handler(n, None)
+
+    def restore(self) -> None:
+        import _signal
+
+        old, self.old = self.old, {}
+        for n, h in old.items():
+            try:
+                _signal.signal(n, h)
+            except (OSError, ValueError, TypeError):
+                pass
+
+
+def _follow(s, fwd) -> "int | None":
+    """Wait for the server's report: the command's pid, then its exit status."""
+    buf = b""
+    started = False
+    while True:
+        try:
+            data = s.recv(256)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            if not started:
+                return None  # the server went away before our command started: run it here
+            sys.stderr.write(
+                "error: the warm server went away while it ran this command\n"
+                "hint: run the command again; set ROOTLESS_WARM=0 to run commands without it\n"
+            )
+            return 125
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line == b"C":
+                return None  # the server cannot stand in for us (e.g. rlimits): run it here
+            if line.startswith(b"P "):
+                started = True
+            elif line.startswith(b"X "):
+                # before P: the child failed before the command began; run it here
+                return int(line[2:]) if started else None
+            elif line.startswith(b"S "):
+                sig = int(line[2:])
+                if not started:
+                    return None
+                import _signal
+
+                fwd.restore()
+                try:
+                    _signal.signal(sig, _signal.SIG_DFL)
+                    os.kill(os.getpid(), sig)
+                except (OSError, ValueError):
+                    pass
+                return 128 + sig
+
+
+def start_server_later(build_id: str, key: str) -> None:
+    """Start the server in the background, detached from us (our exit status and timing do not wait)."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid:
+        try:
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+        return
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        import subprocess
+
+        flags = subprocess._args_from_interpreter_flags()
+        boot = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
+                "from rootless.warm import serve; serve(sys.argv[2], sys.argv[3])")
+        import json
+
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, 65536)
+        os.chdir("/")
+        os.execv(sys.executable, [sys.executable] + flags + ["-c", boot, json.dumps(sys.path), build_id, key])
+    finally:
+        os._exit(0)
+
+
+# ----------------------------------------------------------------------------------------- server
+
+
+class _Job:
+    __slots__ = ("pid", "conn", "gone")
+
+    def __init__(self, pid: int, conn):
+        self.pid = pid
+        self.conn = conn
+        self.gone = False  # the client went away (killed): the command was killed with it
+
+
+def _prewarm() -> None:
+    """Import what commands need and build their argument parsers once (each child gets a copy)."""
+    import importlib
+
+    from rootless import cli
+
+    for mod in (
+        "rootless.engine", "rootless.containers", "rootless.state", "rootless.config", "rootless.runtime",
+        "rootless.runtime.parent", "rootless.runtime.stage1", "rootless.runtime.userns", "rootless.oci.spec",
+        "rootless.oci.bundle", "rootless.storage.select", "rootless.storage.overlay", "rootless.image.store",
+        "rootless.image.reference", "rootless.idmap", "rootless.userdb", "rootless.tools", "rootless.paths",
+        "rootless.logs", "rootless.volumes", "rootless.gotemplate", "rootless.linux.syscalls",
+        "rootless.network.slirp", "rootless.network.ports", "rootless.network.resolv", "rootless.network.hosts",
+        "argparse", "json", "subprocess", "tarfile", "select", "termios", "tty", "fcntl", "socket",
+    ):
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+    for toml in ("tomllib", "tomli"):
+        try:
+            importlib.import_module(toml)
+            break
+        except ImportError:
+            pass
+    for name in ("run", "create", "start", "exec", "ps", "rm", "stop", "kill", "inspect", "logs", "images"):
+        entry = cli.COMMANDS.get(name)
+        if entry is not None:
+            try:
+                cli.cached_parser(name)
+            except Exception:  # noqa: BLE001 - a command that cannot be prepared is prepared in the child
+                pass
+
+
+def serve(build_id: str, key: str) -> None:
+    """The server's main loop (started by start_server_later, detached, stdio on /dev/null)."""
+    import fcntl
+    import select
+    import signal
+    import socket
+    import time
+
+    if server_key(build_id) != key:
+        return
+    from rootless.errors import RootlessError
+
+    try:
+        create_dir()
+    except RootlessError:
+        return
+    root = exec_root()
+    if not root:
+        return
+    path = socket_path(root, key)
+    lock_fd = os.open(os.path.join(root, f"warm-{key}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # another server for this key is starting or running
+    code_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.umask(0o077)
+    _prewarm()
+    import gc
+
+    gc.collect()
+    if hasattr(gc, "freeze"):
+        gc.freeze()  # what is here now stays: forked children need not copy its pages to scan it
+    here = place()
+    tmp = f"{path}.tmp-{os.getpid()}"
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+    lsock.bind(tmp)
+    lsock.listen(64)
+    os.rename(tmp, path)
+    ino = os.stat(path).st_ino
+    pidfile = os.path.join(root, f"warm-{key}.pid")
+    with open(pidfile + ".tmp", "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.rename(pidfile + ".tmp", pidfile)
+
+    rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wfd)
+    signal.signal(signal.SIGCHLD, lambda s, f: None)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda s, f: stopping.append(1))
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    idle = _idle_seconds()
+    jobs = {}  # conn fd -> _Job
+    last = time.monotonic()
+
+    def close_listener() -> None:
+        nonlocal lsock
+        if lsock is None:
+            return
+        lsock.close()
+        lsock = None
+        try:
+            if os.stat(path).st_ino == ino:  # a newer server may have taken the name: leave it
+                os.unlink(path)
+                os.unlink(pidfile)
+        except OSError:
+            pass
+
+    try:
+        while lsock is not None or jobs:
+            poller = select.poll()
+            if lsock is not None:
+                poller.register(lsock.fileno(), select.POLLIN)
+            poller.register(rfd, select.POLLIN)
+            for fd, job in jobs.items():
+                if not job.gone:
+                    poller.register(fd, select.POLLIN)
+            try:
+                events = poller.poll(2000)
+            except InterruptedError:
+                events = []
+            for fd, _ev in events:
+                if fd == rfd:
+                    try:
+                        os.read(rfd, 4096)
+                    except OSError:
+                        pass
+                elif lsock is not None and fd == lsock.fileno():
+                    _accept(lsock, jobs, [lsock, rfd, wfd, lock_fd], here)
+                    last = time.monotonic()
+                elif fd in jobs:
+                    _from_client(jobs[fd])
+            _reap(jobs)
+            if jobs:
+                last = time.monotonic()
+            if lsock is not None and (
+                stopping  # `rootless system warm stop`: no new commands; the running ones finish
+                or not _still_ours(path, ino)  # removed (exec-root wiped) or replaced
+                or not os.path.isdir(os.path.join(code_dir, "rootless"))  # our code is gone
+                or (not jobs and time.monotonic() - last > idle)
+            ):
+                close_listener()
+    finally:
+        close_listener()
+        try:
+            os.unlink(os.path.join(root, f"warm-{key}.lock"))
+        except OSError:
+            pass
+
+
+def _idle_seconds() -> float:
+    try:
+        return max(1.0, float(os.environ.get("ROOTLESS_WARM_IDLE", IDLE_DEFAULT)))
+    except ValueError:
+        return IDLE_DEFAULT
+
+
+def _still_ours(path: str, ino: int) -> bool:
+    try:
+        return os.stat(path).st_ino == ino
+    except OSError:
+        return False
+
+
+def _recv_request(conn):
+    """The request and its fds: 4 bytes of length, the body, SCM_RIGHTS with fds 0, 1, 2 and cwd."""
+    import array
+    import socket
+
+    conn.settimeout(5)
+    fds = array.array("i")
+    # only the 4 length bytes with the fds: what follows the body (signal bytes) stays queued
+    data, anc, flags, _ = conn.recvmsg(4, socket.CMSG_SPACE(4 * fds.itemsize))
+    for level, typ, cdata in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
+    fds = list(fds)
+    while 0 < len(data) < 4:
+        more = conn.recv(4 - len(data))
+        if not more:
+            break
+        data += more
+    if len(data) < 4:
+        raise ValueError("short request")
+    need = int.from_bytes(data[:4], "big")
+    if need > 16 << 20:
+        raise ValueError("request too large")
+    body = b""
+    while len(body) < need:
+        more = conn.recv(min(1 << 20, need - len(body)))
+        if not more:
+            raise ValueError("truncated request")
+        body += more
+    conn.settimeout(None)
+    if len(fds) != 4:
+        raise ValueError("bad fds")
+    return body, fds
+
+
+def _accept(lsock, jobs, closers, here: str) -> None:
+    import socket
+    import struct
+
+    try:
+        conn, _ = lsock.accept()
+    except OSError:
+        return
+    fds = []
+    try:
+        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _gid = struct.unpack("3i", cred)
+        if uid != os.getuid():
+            conn.close()
+            return
+        body, fds = _recv_request(conn)
+        parts = body.split(b"\0")
+        if parts[0] != PROTO:
+            raise ValueError("protocol")
+        if pid <= 0 or place(f"/proc/{pid}") != here:  # e.g. a container that can reach the socket
+            conn.sendall(b"C\n")
+            raise ValueError("elsewhere")
+    except (OSError, ValueError):
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return
+    pid = os.fork()
+    if pid == 0:
+        for c in closers + [j.conn for j in jobs.values()]:  # the server's: not the command's to keep
+            try:
+                c.close() if hasattr(c, "close") else os.close(c)
+            except OSError:
+                pass
+        _child(conn, fds, parts)  # never returns
+    for fd in fds:
+        os.close(fd)
+    jobs[conn.fileno()] = _Job(pid, conn)
+
+
+def _from_client(job) -> None:
+    """A byte from the client is a signal to pass on; end of file: the client was killed (SIGKILL)."""
+    import signal
+
+    try:
+        data = job.conn.recv(64)
+    except OSError:
+        data = b""
+    if not data:
+        job.gone = True
+        try:
+            os.kill(job.pid, signal.SIGKILL)  # as if the command itself had been killed with its client
+        except OSError:
+            pass
+        return
+    for sig in data:
+        try:
+            os.kill(job.pid, sig)
+        except OSError:
+            pass
+
+
+def _reap(jobs) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        for fd, job in list(jobs.items()):
+            if job.pid == pid:
+                if os.WIFSIGNALED(status):
+                    msg = f"S {os.WTERMSIG(status)}\n"
+                else:
+                    msg = f"X {os.waitstatus_to_exitcode(status) if hasattr(os, 'waitstatus_to_exitcode') else os.WEXITSTATUS(status)}\n"
+                try:
+                    job.conn.sendall(msg.encode())
+                except OSError:
+                    pass
+                job.conn.close()
+                del jobs[fd]
+
+
+def _child(conn, fds, parts) -> None:
+    """In the forked child: become the client's command, run it, exit with its status."""
+    code = 125
+    try:
+        code = _child_main(conn, fds, parts)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001 - never fall back into the server's loop
+        code = 125
+    finally:
+        try:
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001
+            pass
+        os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
+
+
+def _child_main(conn, fds, parts) -> int:
+    import atexit
+    import io
+    import signal
+
+    signal.set_wakeup_fd(-1)
+    for n in range(1, signal.NSIG):
+        try:
+            signal.signal(n, signal.SIG_DFL)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as Python sets them at start
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        from rootless.linux import syscalls
+
+        syscalls.set_pdeathsig(signal.SIGKILL)  # the server gone: the client said so; do not run on unseen
+    except Exception:  # noqa: BLE001
+        pass
+    os.setpgid(0, 0)  # a process group of its own, as a shell gives a command; not a session leader
+
+    def cannot() -> int:
+        try:
+            conn.sendall(b"C\n")
+        except OSError:
+            pass
+        return 0
+
+    # the request: proto, umask, ignored signals, rlimits, cpus, nice, argc, argv..., envc, env...
+    try:
+        umask = int(parts[1])
+        ignored = [int(x) for x in parts[2].split(b",") if x]
+        limits = [tuple(int(v) for v in x.split(b":")) for x in parts[3].split(b";") if x]
+        cpus = {int(x) for x in parts[4].split(b",") if x}
+        nice = int(parts[5])
+        argc = int(parts[6])
+        argv = [os.fsdecode(a) for a in parts[7 : 7 + argc]]
+        envc = int(parts[7 + argc])
+        env_items = parts[8 + argc : 8 + argc + envc]
+    except (ValueError, IndexError):
+        return cannot()
+    try:
+        import resource
+
+        for n, soft, hard in limits:
+            if resource.getrlimit(n) != (soft, hard):
+                resource.setrlimit(n, (soft, hard))
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        mine = os.nice(0)
+        if nice < mine:
+            return cannot()  # a higher priority than ours: only the client itself has it
+        if nice > mine:
+            os.nice(nice - mine)
+    except (OSError, ValueError):
+        return cannot()
+    for n in ignored:
+        try:
+            signal.signal(n, signal.SIG_IGN)
+        except (OSError, ValueError, RuntimeError):
+            pass
+    in_fd, out_fd, err_fd, cwd_fd = fds
+    try:
+        os.fchdir(cwd_fd)
+    except OSError:
+        return cannot()
+    for src, dst in ((in_fd, 0), (out_fd, 1), (err_fd, 2)):
+        os.dup2(src, dst, inheritable=True)
+    for fd in set(fds):
+        if fd > 2:
+            os.close(fd)
+    os.umask(umask)
+    os.environ.clear()
+    for item in env_items:
+        k, sep, v = item.partition(b"=")
+        if sep and k:
+            try:
+                os.environb[k] = v
+            except (ValueError, OSError):
+                pass
+    sys.argv = [argv[0] if argv else "rootless"] + argv[1:]
+    _new_stdio(io)
+    conn.sendall(f"P {os.getpid()}\n".encode())
+    conn.close()
+    from rootless import cli
+
+    try:
+        code = cli.main(argv[1:])
+    finally:
+        try:
+            atexit._run_exitfuncs()
+        except Exception:  # noqa: BLE001
+            pass
+    return int(code or 0)
+
+
+def _new_stdio(io) -> None:
+    """sys.stdin/stdout/stderr for the client's fds, made as Python makes them at start."""
+    enc = sys.stdout.encoding if sys.stdout is not None else "utf-8"
+    out_errors = sys.stdout.errors if sys.stdout is not None else "strict"
+    in_errors = sys.stdin.errors if sys.stdin is not None else "strict"
+    unbuffered = not isinstance(getattr(sys.stdout, "buffer", None), io.BufferedWriter) and sys.stdout is not None
+
+    def stream(fd: int, mode: str, errors: str, line: bool):
+        raw = io.FileIO(fd, mode, closefd=False)
+        if mode == "rb":
+            buf = io.BufferedReader(raw)
+        elif unbuffered:
+            buf = raw
+        else:
+            buf = io.BufferedWriter(raw)
+        return io.TextIOWrapper(buf, encoding=enc, errors=errors, newline="\n" if mode == "wb" else None,
+                                line_buffering=line, write_through=unbuffered and mode == "wb")
+
+    sys.stdin = sys.__stdin__ = stream(0, "rb", in_errors, False)
+    sys.stdout = sys.__stdout__ = stream(1, "wb", out_errors, os.isatty(1))
+    sys.stderr = sys.__stderr__ = stream(2, "wb", "backslashreplace", True)

@@ -1,0 +1,229 @@
+"""The warm server (rootless/warm.py): commands run in a child of a per-user server that has
+rootless imported, with the client's fds, environment, working directory, umask and signals.
+
+The whole suite runs through one warm server (conftest.warm_dir) and tests/run runs the container
+tests once more cold (ROOTLESS_TEST_WARM=0); these tests check what only the server does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import stop_warm_servers, warm_wanted
+from enginehelp import leftovers, remove_data_root, setup_busybox
+
+pytestmark = [
+    pytest.mark.nosubuid,
+    pytest.mark.skipif(not os.environ.get("ROOTLESS_TEST_PYZ"), reason="the warm server serves the built .pyz only"),
+    pytest.mark.skipif(not warm_wanted(), reason="ROOTLESS_TEST_WARM=0: this run is the cold one"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_data_root(rl):
+    yield
+    remove_data_root(rl.data_root)
+
+
+@pytest.fixture
+def bb(rl, busybox_image):
+    return setup_busybox(rl, busybox_image)
+
+
+@pytest.fixture
+def own_warm(rl, tmp_path):
+    """A warm folder of this test's own (not the session's server)."""
+    d = tmp_path / "warm"
+    d.mkdir(mode=0o700)
+    rl.env["ROOTLESS_WARM_DIR"] = str(d)
+    yield str(d)
+    stop_warm_servers(str(d))
+
+
+def server_pids(d: str):
+    out = []
+    for n in os.listdir(d):
+        if n.endswith(".pid"):
+            with open(os.path.join(d, n)) as f:
+                pid = int(f.read())
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"rootless.warm" in f.read():
+                        out.append(pid)
+            except OSError:
+                pass
+    return out
+
+
+def wait_for(cond, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    raise AssertionError("no PPid")
+
+
+def running_init(rl) -> int:
+    def find():
+        root = os.path.join(rl.data_root, "containers")
+        for cid in os.listdir(root) if os.path.isdir(root) else []:
+            try:
+                with open(os.path.join(root, cid, "config.json")) as f:
+                    pid = json.load(f)["State"]["Pid"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if pid:
+                return pid
+        return 0
+
+    return wait_for(find, what="the container to run")
+
+
+def test_first_command_starts_the_server_and_the_next_runs_in_it(rl, bb, own_warm):
+    assert server_pids(own_warm) == []
+    assert rl("run", "--rm", bb, "echo", "cold").stdout == "cold\n"
+    (server,) = wait_for(lambda: server_pids(own_warm), what="the warm server")
+    wait_for(lambda: any(n.endswith(".sock") for n in os.listdir(own_warm)), what="its socket")
+    p = subprocess.Popen(rl.argv("run", "--rm", "--init", bb, "sh", "-c", "echo ready; sleep 30"), env=rl.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        init = running_init(rl)
+        command = ppid(init)  # the `run` process, subreaper of the container's init
+        assert command != p.pid and ppid(command) == server  # run by the server, not by our client
+        out = rl.ok("system", "warm").stdout
+        assert f"running, pid {server}" in out
+    finally:
+        p.send_signal(signal.SIGTERM)  # forwarded to the container; its sh (not pid 1: --init) dies of it
+        rc = p.wait(timeout=30)
+    assert rc == 143, rc
+    wait_for(lambda: leftovers(rl.data_root) == [], what="--rm")
+
+
+def test_off_with_rootless_warm_0(rl, bb, own_warm):
+    rl.env["ROOTLESS_WARM"] = "0"
+    for _ in range(2):
+        assert rl("run", "--rm", bb, "true").returncode == 0
+    time.sleep(1)
+    assert server_pids(own_warm) == []
+    assert "off (ROOTLESS_WARM=0)" in rl.ok("system", "warm").stdout
+
+
+def test_client_state_reaches_the_command(rl, bb, tmp_path):
+    """stdin/stdout/stderr, exit code, environment, working directory and umask are the client's."""
+    (tmp_path / "envs").write_text("FROM_FILE=yes\n")
+    r = subprocess.run(
+        rl.argv("run", "--rm", "-i", "-e", "FROM_CLIENT", "--env-file", "envs", bb, "sh", "-c",
+                "read line; echo \"in=$line $FROM_CLIENT $FROM_FILE\"; echo err >&2; exit 5"),
+        env=dict(rl.env, FROM_CLIENT="hello"), cwd=str(tmp_path), input=b"piped\n", capture_output=True, timeout=60)
+    assert r.returncode == 5, r
+    assert r.stdout == b"in=piped hello yes\n" and r.stderr == b"err\n"
+    # the umask of the client applies to what the command creates on the host (an export -o)
+    rl.ok("create", "--name", "src", bb, "true")
+    for mask, name in (("077", "e77.tar"), ("022", "e22.tar")):
+        subprocess.run(["sh", "-c", f"umask {mask} && exec \"$@\"", "sh"] + rl.argv("export", "-o", name, "src"),
+                       env=rl.env, cwd=str(tmp_path), check=True, timeout=60)
+    assert os.stat(tmp_path / "e77.tar").st_mode & 0o077 == 0
+    assert os.stat(tmp_path / "e22.tar").st_mode & 0o044 == 0o044
+    rl.ok("rm", "src")
+
+
+def test_output_equals_a_cold_run(rl, bb):
+    rl.ok("create", "--name", "one", "-l", "a=b", bb, "true")
+    for args in (["ps", "-a", "--format", "{{.Names}} {{.Image}} {{.Labels}}"], ["images", "--format", "{{.Repository}}"],
+                 ["inspect", "--format", "{{.Name}} {{.Config.Labels}}", "one"], ["run", "--rm", bb, "nosuch"]):
+        warm = rl(*args)
+        cold = rl(*args, env={"ROOTLESS_WARM": "0"})
+        assert (warm.returncode, warm.stdout, warm.stderr) == (cold.returncode, cold.stdout, cold.stderr), args
+    rl.ok("rm", "one")
+
+
+def kill_and_wait(pid: int) -> None:
+    """Kill a container's init as the cold tests do (it outlives a killed `run`, as under docker)."""
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+
+
+def test_a_killed_client_takes_its_command_along(rl, bb):
+    p = subprocess.Popen(rl.argv("run", "--rm", bb, "sh", "-c", "echo ready; sleep 60"), env=rl.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    init = 0
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        init = running_init(rl)
+        command = ppid(init)
+        assert command != p.pid
+        p.kill()  # SIGKILL: nothing to forward; the server sees the connection close, kills the command
+        p.wait()
+        wait_for(lambda: ppid(init) != command, what="the command to die with its client")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if init:
+            kill_and_wait(init)
+    assert rl.ok("run", "--rm", bb, "true").returncode == 0  # the next run removes the leftover
+    assert leftovers(rl.data_root) == []
+
+
+def test_a_dead_server_is_an_error_not_a_hang(rl, bb, own_warm):
+    rl.ok("ps")
+    (server,) = wait_for(lambda: server_pids(own_warm), what="the warm server")
+    wait_for(lambda: any(n.endswith(".sock") for n in os.listdir(own_warm)), what="its socket")
+    p = subprocess.Popen(rl.argv("run", "--rm", bb, "sh", "-c", "echo ready; sleep 60"), env=rl.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    init = 0
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        init = running_init(rl)
+        os.kill(server, signal.SIGKILL)
+        assert p.wait(timeout=30) == 125
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if init:
+            kill_and_wait(init)
+    err = p.stderr.read()
+    assert b"error: the warm server went away" in err and b"hint: " in err and b"Traceback" not in err
+    # the next command runs by itself (and starts a new server)
+    assert rl("run", "--rm", bb, "echo", "again").stdout == "again\n"
+    wait_for(lambda: leftovers(rl.data_root) == [], what="cleanup")
+
+
+def test_idle_server_exits_and_stop_lets_running_commands_finish(rl, bb, own_warm):
+    rl.env["ROOTLESS_WARM_IDLE"] = "1"
+    rl.ok("ps")
+    wait_for(lambda: server_pids(own_warm), what="the warm server")
+    wait_for(lambda: not server_pids(own_warm), timeout=30, what="the idle server to exit")
+    assert not any(n.endswith(".sock") for n in os.listdir(own_warm))
+    rl.env["ROOTLESS_WARM_IDLE"] = "600"
+    rl.ok("ps")
+    wait_for(lambda: any(n.endswith(".sock") for n in os.listdir(own_warm)), what="a new server")
+    p = subprocess.Popen(rl.argv("run", "--rm", bb, "sh", "-c", "echo ready; sleep 2; echo done"), env=rl.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert p.stdout.readline() == b"ready\n"
+    assert rl.ok("system", "warm", "stop").stdout == "stopped 1 warm server\n"
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0 and out == b"done\n"
+    assert "not running" in rl.ok("system", "warm").stdout
