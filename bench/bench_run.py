@@ -192,6 +192,7 @@ def main() -> int:
     base = common.rootless_argv()
     work = os.environ.get("ROOTLESS_BENCH_HOME") or tempfile.mkdtemp(prefix="rootless-bench-run-")
     candidates = {}  # name -> a function timing one run
+    warm_envs = []  # the warm servers the runs start are stopped at the end
     notes = []
     for driver in ("", "vfs"):
         home = os.path.join(work, driver or "auto")
@@ -200,6 +201,12 @@ def main() -> int:
         subprocess.run(base + ["run", "--rm", REF, "true"], env=env, check=True)  # unpack the layer once
         label = f"rootless run --rm busybox true ({driver or 'automatic driver'})"
         candidates[label] = (lambda e=env: time_once(base + ["run", "--rm", "--network", "none", REF, "true"], e))
+        if not driver:
+            # every command in its own Python, as before the warm server (rootless/warm.py)
+            label = "rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0)"
+            cold_env = dict(env, ROOTLESS_WARM="0")
+            candidates[label] = (lambda e=cold_env: time_once(base + ["run", "--rm", "--network", "none", REF, "true"], e))
+            warm_envs.append(env)
         if not driver and base[0] == sys.executable:
             # Python's `site` runs every .pth file of the host's dist-packages at start-up (on the
             # machines we develop on, one imports certifi: ~20 ms); the .pyz needs none of them
@@ -241,6 +248,8 @@ def main() -> int:
     finally:
         for pm in podmans:
             pm.close()
+        for e in warm_envs:
+            subprocess.run(base + ["system", "warm", "stop"], env=e, stdout=subprocess.DEVNULL)
     med = {name: common.median(ts) for name, ts in times.items()}
     crun_t = next((t for n, t in med.items() if n.startswith("crun")), None)
     ours = med["rootless run --rm busybox true (automatic driver)"]

@@ -20,6 +20,8 @@ SRC = os.path.join(ROOT, "src")
 sys.path.insert(0, SRC)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from enginehelp import stop_warm_servers, warm_wanted  # noqa: E402
+
 pytest_plugins = ["fixtures.registry", "fixtures.images"]
 
 
@@ -88,12 +90,6 @@ def cache_home(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("cache"))
 
 
-def warm_wanted() -> bool:
-    """The suite runs commands through the warm server (rootless/warm.py), as users get them, unless
-    ROOTLESS_TEST_WARM=0 (tests/run runs the container tests once more that way, cold)."""
-    return os.environ.get("ROOTLESS_TEST_WARM", "1") != "0"
-
-
 @pytest.fixture(scope="session")
 def warm_dir(tmp_path_factory, cache_home):
     """One warm server for the whole session (each test has its own XDG_RUNTIME_DIR, where the
@@ -117,18 +113,6 @@ def warm_dir(tmp_path_factory, cache_home):
             time.sleep(0.05)
     yield str(path)
     stop_warm_servers(str(path))
-
-
-def stop_warm_servers(path: str) -> None:
-    import signal
-
-    for n in os.listdir(path):
-        if n.endswith(".pid"):
-            try:
-                with open(os.path.join(path, n)) as f:
-                    os.kill(int(f.read().strip()), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
 
 
 @pytest.fixture

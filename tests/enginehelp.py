@@ -58,3 +58,21 @@ def remove_data_root(data_root: str) -> None:
         remove_tree(data_root, idmap.load())
     except Exception:  # noqa: BLE001 - best effort: never fail a test in its teardown
         pass
+
+
+def warm_wanted() -> bool:
+    """The suite runs commands through the warm server (rootless/warm.py), as users get them, unless
+    ROOTLESS_TEST_WARM=0 (tests/run runs the container tests once more that way, cold)."""
+    return os.environ.get("ROOTLESS_TEST_WARM", "1") != "0"
+
+
+def stop_warm_servers(path: str) -> None:
+    import signal
+
+    for n in os.listdir(path):
+        if n.endswith(".pid"):
+            try:
+                with open(os.path.join(path, n)) as f:
+                    os.kill(int(f.read().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass

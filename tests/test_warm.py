@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from conftest import stop_warm_servers, warm_wanted
-from enginehelp import leftovers, remove_data_root, setup_busybox
+from enginehelp import leftovers, remove_data_root, setup_busybox, stop_warm_servers, warm_wanted
 
 pytestmark = [
     pytest.mark.nosubuid,
@@ -154,10 +153,19 @@ def test_output_equals_a_cold_run(rl, bb):
     rl.ok("rm", "one")
 
 
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie (an orphan waits for pid 1, which may take its time)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 def kill_and_wait(pid: int) -> None:
     """Kill a container's init as the cold tests do (it outlives a killed `run`, as under docker)."""
     deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+    while not gone(pid) and time.monotonic() < deadline:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -63,7 +63,7 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "info": ("info", "Display system-wide information"),
     "version": ("version", "Show the rootless version information"),
     "config": ("config", "Check or import the daemon.toml configuration"),
-    "system": ("system", "Manage rootless (df, prune, info)"),
+    "system": ("system", "Manage rootless (df, prune, info, warm)"),
     "runtime": ("runtime", "The OCI low-level runtime (create, start, state, kill, delete, run)"),
     "helper": ("helper", "Run the root network helper (bridge mode)"),
     "serve": ("serve", "Serve the Docker Engine API on a unix socket"),
@@ -147,7 +147,7 @@ def usage_text() -> str:
     lines = [
         "Usage:  rootless [OPTIONS] COMMAND",
         "",
-        "A container engine for unprivileged users: docker's commands, no root, no daemon.",
+        "A container engine for unprivileged users: docker's commands, no root, no root daemon.",
         "",
         "Options:",
         "      --config-file string   Location of the daemon.toml (default $XDG_CONFIG_HOME/rootless/daemon.toml)",

@@ -71,14 +71,17 @@ def new_state() -> Dict[str, Any]:
     }
 
 
-def proc_start_time(pid: int, proc: str = "/proc") -> Optional[int]:
-    """Field 22 of /proc/PID/stat, None when the process is gone."""
+def proc_start_time(pid: int, proc: str = "/proc", zombie_is_gone: bool = False) -> Optional[int]:
+    """Field 22 of /proc/PID/stat, None when the process is gone (with ``zombie_is_gone``, also when
+    it has exited and waits to be reaped: an orphan's reaper, pid 1, may take its time)."""
     try:
         with open(f"{proc}/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
     rest = data[data.rfind(b")") + 2:].split()
+    if zombie_is_gone and rest[:1] in ([b"Z"], [b"X"]):
+        return None
     try:
         return int(rest[19])
     except (IndexError, ValueError):
@@ -89,7 +92,7 @@ def is_alive(state: Dict[str, Any], proc: str = "/proc") -> bool:
     pid = int(state.get("Pid") or 0)
     if pid <= 0:
         return False
-    st = proc_start_time(pid, proc)
+    st = proc_start_time(pid, proc, zombie_is_gone=True)
     return st is not None and st == int(state.get("PidStartTime") or 0)
 
 

@@ -397,6 +397,7 @@ def _prewarm() -> None:
         "rootless.image.reference", "rootless.idmap", "rootless.userdb", "rootless.tools", "rootless.paths",
         "rootless.logs", "rootless.volumes", "rootless.gotemplate", "rootless.linux.syscalls",
         "rootless.network.slirp", "rootless.network.ports", "rootless.network.resolv", "rootless.network.hosts",
+        "rootless.image.pull", "rootless.image.registry", "requests",  # a pull costs no import either
         "argparse", "json", "subprocess", "tarfile", "select", "termios", "tty", "fcntl", "socket",
     ):
         try:

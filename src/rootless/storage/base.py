@@ -169,6 +169,15 @@ def is_opaque(path: str) -> bool:
     return False
 
 
+def _xattr_whiteout(path: str) -> bool:
+    """The whiteout unpack writes when mknod is refused: an empty file with user.overlay.whiteout."""
+    try:
+        os.getxattr(path, "user.overlay.whiteout", follow_symlinks=False)
+        return True
+    except OSError:
+        return False
+
+
 def overlay_lookup(layers_top_first: List[str], rel: str) -> Optional[str]:
     """The layer whose ``rel`` the merged overlay view shows: the topmost that has it, unless a
     whiteout (a 0:0 char device, or fuse-overlayfs's ``.wh.NAME`` file), a non-directory on the way
@@ -189,7 +198,7 @@ def overlay_lookup(layers_top_first: List[str], rel: str) -> Optional[str]:
                 st = os.lstat(cur)
             except OSError:
                 break
-            if is_whiteout(st):
+            if is_whiteout(st) or (stat.S_ISREG(st.st_mode) and st.st_size == 0 and _xattr_whiteout(cur)):
                 return None
             if i < last:
                 if not stat.S_ISDIR(st.st_mode):
