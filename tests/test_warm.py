@@ -145,10 +145,12 @@ def test_client_state_reaches_the_command(rl, bb, tmp_path):
 
 def test_output_equals_a_cold_run(rl, bb):
     rl.ok("create", "--name", "one", "-l", "a=b", bb, "true")
+    rl.ok("start", "one")
     for args in (["ps", "-a", "--format", "{{.Names}} {{.Image}} {{.Labels}}"], ["images", "--format", "{{.Repository}}"],
-                 ["inspect", "--format", "{{.Name}} {{.Config.Labels}}", "one"], ["run", "--rm", bb, "nosuch"]):
-        warm = rl(*args)
-        cold = rl(*args, env={"ROOTLESS_WARM": "0"})
+                 ["inspect", "--format", "{{.Name}} {{.Config.Labels}}", "one"], ["run", "--rm", bb, "nosuch"],
+                 ["logs", "-t", "one"]):
+        warm = rl(*args, env={"TZ": "Asia/Tokyo"})  # the client's time zone, not the server's
+        cold = rl(*args, env={"ROOTLESS_WARM": "0", "TZ": "Asia/Tokyo"})
         assert (warm.returncode, warm.stdout, warm.stderr) == (cold.returncode, cold.stdout, cold.stderr), args
     rl.ok("rm", "one")
 
@@ -235,3 +237,22 @@ def test_idle_server_exits_and_stop_lets_running_commands_finish(rl, bb, own_war
     out, _ = p.communicate(timeout=30)
     assert p.returncode == 0 and out == b"done\n"
     assert "not running" in rl.ok("system", "warm").stdout
+
+
+def test_a_more_confined_client_is_not_served_by_a_less_confined_server(rl, bb, own_warm):
+    """no_new_privs (or seccomp, capabilities, another cgroup or namespace) is part of the place a
+    server serves: such a client gets a server of its own, confined as it is."""
+    import shutil
+
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv (util-linux)")
+    rl.ok("ps")
+    (first,) = wait_for(lambda: server_pids(own_warm), what="the warm server")
+    for _ in range(2):
+        r = subprocess.run(["setpriv", "--no-new-privs"] + rl.argv("ps", "-a"), env=rl.env, capture_output=True,
+                           timeout=60)
+        assert r.returncode == 0, r
+    pids = wait_for(lambda: len(server_pids(own_warm)) == 2 and server_pids(own_warm), what="a second server")
+    (second,) = set(pids) - {first}
+    with open(f"/proc/{second}/status") as f:
+        assert "NoNewPrivs:\t1" in f.read()

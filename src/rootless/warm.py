@@ -50,10 +50,11 @@ NAMESPACES = ("user", "mnt", "net", "pid", "ipc", "uts", "cgroup")
 
 
 def place(proc: str = "/proc/self") -> str:
-    """Where a process lives: its namespaces, root directory and cgroups. A command must run where
-    its client runs (paths, published ports and resource limits depend on it), so a server only
-    serves clients of its own place (and a login session or CI job that has its own cgroup gets a
-    server of its own, which ends with it)."""
+    """Where a process lives and what confines it: namespaces, root directory, cgroups, login
+    session, LSM label, ids and groups, capabilities, no_new_privs and seccomp. A command must run
+    where its client runs (paths, published ports and resource limits depend on it) and no less
+    confined, so a server only serves clients of its own place (and a login session or CI job
+    that has its own cgroup gets a server of its own, which ends with it)."""
     parts = []
     for ns in NAMESPACES:
         try:
@@ -65,12 +66,24 @@ def place(proc: str = "/proc/self") -> str:
         parts.append(f"root={st.st_dev}:{st.st_ino}")
     except OSError:
         parts.append("root=-")
-    try:
-        with open(f"{proc}/cgroup", "rb") as f:
-            parts.append(f.read().decode("utf-8", "replace"))
+    for name in ("cgroup", "sessionid", "attr/current"):  # cgroups, login session, LSM label
+        try:
+            with open(f"{proc}/{name}", "rb") as f:
+                parts.append(f.read().decode("utf-8", "replace"))
+        except OSError:
+            parts.append("-")
+    try:  # ids, groups and what confines the process: a sandboxed caller gets no unconfined server
+        with open(f"{proc}/status", "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                if line.startswith(STATUS_KEYS):
+                    parts.append(line)
     except OSError:
         parts.append("-")
     return "\0".join(parts)
+
+
+STATUS_KEYS = ("Uid:", "Gid:", "Groups:", "NoNewPrivs:", "Seccomp:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:",
+               "CapAmb:")
 
 
 def server_key(build_id: str, env=None, where: "str | None" = None) -> str:
@@ -191,6 +204,11 @@ def _ignored(_signal, n: int) -> bool:
         return False
 
 
+def _debug(why: str) -> None:
+    if os.environ.get("ROOTLESS_DEBUG", "") not in ("", "0"):
+        sys.stderr.write(f"debug: {why}; running the command here\n")
+
+
 def try_client(build_id: str, argv) -> "int | None":
     """Run ``argv`` in the warm server and return its exit status; None: run it here instead.
 
@@ -202,6 +220,7 @@ def try_client(build_id: str, argv) -> "int | None":
     key = server_key(build_id)
     path = socket_path(root, key) if root else ""
     if not path or not os.path.exists(path):
+        _debug("no warm server yet (starting one)" if path else "no private folder for the warm server")
         start_server_later(build_id, key)
         return None
     import _socket
@@ -212,6 +231,7 @@ def try_client(build_id: str, argv) -> "int | None":
         cred = s.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # pid, uid, gid (3 ints)
     except OSError:
         s.close()
+        _debug("the warm server does not answer (starting one)")
         start_server_later(build_id, key)
         return None
     if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
@@ -221,6 +241,7 @@ def try_client(build_id: str, argv) -> "int | None":
         cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         s.close()
+        _debug("the working directory cannot be opened")
         return None
     try:
         for fd in (0, 1, 2):
@@ -228,6 +249,7 @@ def try_client(build_id: str, argv) -> "int | None":
     except OSError:
         s.close()
         os.close(cwd)
+        _debug("stdin, stdout or stderr is closed")
         return None
     fwd = _Forwarder(s)
     try:
@@ -317,7 +339,8 @@ def _follow(s, fwd) -> "int | None":
         buf += data
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
-            if line == b"C":
+            if line == b"C" or line.startswith(b"C "):
+                _debug("the warm server cannot run it: " + line[2:].decode("utf-8", "replace"))
                 return None  # the server cannot stand in for us (e.g. rlimits): run it here
             if line.startswith(b"P "):
                 started = True
@@ -594,7 +617,7 @@ def _accept(lsock, jobs, closers, here: str) -> None:
     fds = []
     try:
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _gid = struct.unpack("3i", cred)
+        client, uid, _gid = struct.unpack("3i", cred)
         if uid != os.getuid():
             conn.close()
             return
@@ -602,8 +625,8 @@ def _accept(lsock, jobs, closers, here: str) -> None:
         parts = body.split(b"\0")
         if parts[0] != PROTO:
             raise ValueError("protocol")
-        if pid <= 0 or place(f"/proc/{pid}") != here:  # e.g. a container that can reach the socket
-            conn.sendall(b"C\n")
+        if client <= 0 or place(f"/proc/{client}") != here:  # e.g. a container that can reach the socket
+            conn.sendall(b"C the client is in another place (namespaces, cgroup, confinement)\n")
             raise ValueError("elsewhere")
     except (OSError, ValueError):
         for fd in fds:
@@ -617,7 +640,7 @@ def _accept(lsock, jobs, closers, here: str) -> None:
                 c.close() if hasattr(c, "close") else os.close(c)
             except OSError:
                 pass
-        _child(conn, fds, parts)  # never returns
+        _child(conn, fds, parts, client)  # never returns
     for fd in fds:
         os.close(fd)
     jobs[conn.fileno()] = _Job(pid, conn)
@@ -667,11 +690,11 @@ def _reap(jobs) -> None:
                 del jobs[fd]
 
 
-def _child(conn, fds, parts) -> None:
+def _child(conn, fds, parts, client: int) -> None:
     """In the forked child: become the client's command, run it, exit with its status."""
     code = 125
     try:
-        code = _child_main(conn, fds, parts)
+        code = _child_main(conn, fds, parts, client)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
@@ -690,7 +713,7 @@ def _child(conn, fds, parts) -> None:
         os._exit(code if isinstance(code, int) and 0 <= code < 256 else 1)
 
 
-def _child_main(conn, fds, parts) -> int:
+def _child_main(conn, fds, parts, client: int) -> int:
     import atexit
     import io
     import signal
@@ -713,9 +736,9 @@ def _child_main(conn, fds, parts) -> int:
         pass
     os.setpgid(0, 0)  # a process group of its own, as a shell gives a command; not a session leader
 
-    def cannot() -> int:
+    def cannot(why: str = "") -> int:
         try:
-            conn.sendall(b"C\n")
+            conn.sendall(f"C {why}\n".encode())
         except OSError:
             pass
         return 0
@@ -732,7 +755,7 @@ def _child_main(conn, fds, parts) -> int:
         envc = int(parts[7 + argc])
         env_items = parts[8 + argc : 8 + argc + envc]
     except (ValueError, IndexError):
-        return cannot()
+        return cannot("a request it cannot read")
     try:
         import resource
 
@@ -743,21 +766,23 @@ def _child_main(conn, fds, parts) -> int:
             os.sched_setaffinity(0, cpus)
         mine = os.nice(0)
         if nice < mine:
-            return cannot()  # a higher priority than ours: only the client itself has it
+            return cannot("a higher priority (nice) than the server's")
         if nice > mine:
             os.nice(nice - mine)
-    except (OSError, ValueError):
-        return cannot()
+    except (OSError, ValueError) as e:
+        return cannot(f"cannot take on the client's resource limits or CPUs: {e}")
     for n in ignored:
         try:
             signal.signal(n, signal.SIG_IGN)
         except (OSError, ValueError, RuntimeError):
             pass
+    if not _as_client(client):
+        return cannot("cannot take on the client's signal mask or OOM score")
     in_fd, out_fd, err_fd, cwd_fd = fds
     try:
         os.fchdir(cwd_fd)
-    except OSError:
-        return cannot()
+    except OSError as e:
+        return cannot(f"cannot enter the client's working directory: {e.strerror}")
     for src, dst in ((in_fd, 0), (out_fd, 1), (err_fd, 2)):
         os.dup2(src, dst, inheritable=True)
     for fd in set(fds):
@@ -773,6 +798,15 @@ def _child_main(conn, fds, parts) -> int:
             except (ValueError, OSError):
                 pass
     sys.argv = [argv[0] if argv else "rootless"] + argv[1:]
+    import time
+
+    time.tzset()  # TZ is the client's now
+    try:
+        from rootless.linux import syscalls
+
+        syscalls.set_name(("rootless " + command_of(argv[1:]))[:15])
+    except Exception:  # noqa: BLE001 - a name for ps/top only
+        pass
     _new_stdio(io)
     conn.sendall(f"P {os.getpid()}\n".encode())
     conn.close()
@@ -786,6 +820,36 @@ def _child_main(conn, fds, parts) -> int:
         except Exception:  # noqa: BLE001
             pass
     return int(code or 0)
+
+
+def _as_client(pid: int) -> bool:
+    """Take on the client's blocked signals and OOM score (inherited by a command it would start)."""
+    import signal
+
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = f.read().decode("ascii", "replace")
+        with open(f"/proc/{pid}/oom_score_adj", "rb") as f:
+            oom = f.read().strip()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
+            blocked = {n for n in range(1, 65) if mask & (1 << (n - 1))}
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            except (OSError, ValueError):
+                return False
+    try:
+        with open("/proc/self/oom_score_adj", "rb") as f:
+            mine = f.read().strip()
+        if mine != oom:
+            with open("/proc/self/oom_score_adj", "wb") as f:
+                f.write(oom)
+    except OSError:
+        return False
+    return True
 
 
 def _new_stdio(io) -> None:
