@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 PULL = ("import sys; from rootless import config; from rootless.image import pull; "
         "pull.pull(config.load(), sys.argv[1], quiet=True)")
@@ -76,3 +77,14 @@ def stop_warm_servers(path: str) -> None:
                     os.kill(int(f.read().strip()), signal.SIGTERM)
             except (OSError, ValueError):
                 pass
+
+
+def wait_for(pred, timeout=20.0, what="condition"):
+    """pred()'s first true value, polled every 50 ms; an AssertionError naming ``what`` at the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -15,24 +15,16 @@ import time
 
 import pytest
 
-from enginehelp import leftovers, remove_data_root, setup_busybox, stop_warm_servers, warm_wanted
+from enginehelp import leftovers, stop_warm_servers, wait_for, warm_wanted
 
 pytestmark = [
+    pytest.mark.usefixtures("clean_data_root"),
     pytest.mark.nosubuid,
     pytest.mark.skipif(not os.environ.get("ROOTLESS_TEST_PYZ"), reason="the warm server serves the built .pyz only"),
     pytest.mark.skipif(not warm_wanted(), reason="ROOTLESS_TEST_WARM=0: this run is the cold one"),
 ]
 
 
-@pytest.fixture(autouse=True)
-def _clean_data_root(rl):
-    yield
-    remove_data_root(rl.data_root)
-
-
-@pytest.fixture
-def bb(rl, busybox_image):
-    return setup_busybox(rl, busybox_image)
 
 
 @pytest.fixture
@@ -58,16 +50,6 @@ def server_pids(d: str):
             except OSError:
                 pass
     return out
-
-
-def wait_for(cond, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ppid(pid: int) -> int:
@@ -175,13 +157,22 @@ def kill_and_wait(pid: int) -> None:
         time.sleep(0.05)
 
 
-def test_a_killed_client_takes_its_command_along(rl, bb):
+def sleeper(rl, bb):
+    """`run --rm` of a container that sleeps, and its init's pid once it runs."""
     p = subprocess.Popen(rl.argv("run", "--rm", bb, "sh", "-c", "echo ready; sleep 60"), env=rl.env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    init = 0
     try:
         assert p.stdout.readline() == b"ready\n"
-        init = running_init(rl)
+        return p, running_init(rl)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
+
+
+def test_a_killed_client_takes_its_command_along(rl, bb):
+    p, init = sleeper(rl, bb)
+    try:
         command = ppid(init)
         assert command != p.pid
         p.kill()  # SIGKILL: nothing to forward; the server sees the connection close, kills the command
@@ -191,8 +182,7 @@ def test_a_killed_client_takes_its_command_along(rl, bb):
         if p.poll() is None:
             p.kill()
             p.wait()
-        if init:
-            kill_and_wait(init)
+        kill_and_wait(init)
     assert rl.ok("run", "--rm", bb, "true").returncode == 0  # the next run removes the leftover
     assert leftovers(rl.data_root) == []
 
@@ -201,19 +191,14 @@ def test_a_dead_server_is_an_error_not_a_hang(rl, bb, own_warm):
     rl.ok("ps")
     (server,) = wait_for(lambda: server_pids(own_warm), what="the warm server")
     wait_for(lambda: any(n.endswith(".sock") for n in os.listdir(own_warm)), what="its socket")
-    p = subprocess.Popen(rl.argv("run", "--rm", bb, "sh", "-c", "echo ready; sleep 60"), env=rl.env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    init = 0
+    p, init = sleeper(rl, bb)
     try:
-        assert p.stdout.readline() == b"ready\n"
-        init = running_init(rl)
         os.kill(server, signal.SIGKILL)
         assert p.wait(timeout=30) == 125
     finally:
         if p.poll() is None:
             p.kill()
-        if init:
-            kill_and_wait(init)
+        kill_and_wait(init)
     err = p.stderr.read()
     assert b"error: the warm server went away" in err and b"hint: " in err and b"Traceback" not in err
     # the next command runs by itself (and starts a new server)

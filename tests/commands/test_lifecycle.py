@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from enginehelp import leftovers, remove_data_root, setup_busybox
+from enginehelp import leftovers, remove_data_root, setup_busybox, wait_for
 from fixtures.users import has_subuid
 
 subuid_only = pytest.mark.skipif(not has_subuid(), reason="needs a /etc/subuid range")
@@ -39,16 +39,6 @@ def bb(rl, busybox_image):
 
 def state(rl, ref):
     return json.loads(rl.ok("inspect", "--type", "container", ref).stdout)[0]["State"]
-
-
-def wait_for(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def monitor_pid(rl, cid):

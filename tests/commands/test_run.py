@@ -14,21 +14,14 @@ import time
 
 import pytest
 
-from enginehelp import leftovers, remove_data_root, setup_busybox
+from enginehelp import leftovers, setup_busybox
 from fixtures.users import has_subuid
+
+pytestmark = pytest.mark.usefixtures("clean_data_root")
 
 subuid_only = pytest.mark.skipif(not has_subuid(), reason="needs a /etc/subuid range")
 
 
-@pytest.fixture(autouse=True)
-def _clean_data_root(rl):
-    yield
-    remove_data_root(rl.data_root)
-
-
-@pytest.fixture
-def bb(rl, busybox_image):
-    return setup_busybox(rl, busybox_image)
 
 
 @pytest.mark.nosubuid

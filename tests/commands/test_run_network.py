@@ -14,20 +14,11 @@ import urllib.request
 
 import pytest
 
-from enginehelp import leftovers, remove_data_root, setup_busybox
+from enginehelp import leftovers
 
-pytestmark = pytest.mark.nosubuid
-
-
-@pytest.fixture(autouse=True)
-def _clean_data_root(rl):
-    yield
-    remove_data_root(rl.data_root)
+pytestmark = [pytest.mark.nosubuid, pytest.mark.usefixtures("clean_data_root")]
 
 
-@pytest.fixture
-def bb(rl, busybox_image):
-    return setup_busybox(rl, busybox_image)
 
 
 def free_port() -> int:

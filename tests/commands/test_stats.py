@@ -12,11 +12,10 @@ import time
 
 import pytest
 
-from enginehelp import remove_data_root, setup_busybox
 from rootless import containerstats, state
 from rootless.commands.stats import CLEAR
 
-pytestmark = pytest.mark.nosubuid
+pytestmark = [pytest.mark.nosubuid, pytest.mark.usefixtures("clean_data_root")]
 
 
 # --- units ---------------------------------------------------------------------------------------------
@@ -107,15 +106,6 @@ def test_net_dev_leaves_out_lo(tmp_path):
 # --- the CLI on this host ----------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _clean_data_root(rl):
-    yield
-    remove_data_root(rl.data_root)
-
-
-@pytest.fixture
-def bb(rl, busybox_image):
-    return setup_busybox(rl, busybox_image)
 
 
 def start_background(rl, *args, timeout=30.0):

@@ -10,9 +10,7 @@ import os
 import pytest
 from test_stats import start_background, stop_background
 
-from enginehelp import remove_data_root, setup_busybox
-
-pytestmark = pytest.mark.nosubuid
+pytestmark = [pytest.mark.nosubuid, pytest.mark.usefixtures("clean_data_root")]
 
 
 def _v2_at_root() -> bool:
@@ -23,15 +21,6 @@ def _v2_at_root() -> bool:
 hybrid_only = pytest.mark.skipif(_v2_at_root(), reason="this host has cgroup v2: limits may be enforceable here")
 
 
-@pytest.fixture(autouse=True)
-def _clean_data_root(rl):
-    yield
-    remove_data_root(rl.data_root)
-
-
-@pytest.fixture
-def bb(rl, busybox_image):
-    return setup_busybox(rl, busybox_image)
 
 
 def saved(rl, ref):
