@@ -203,6 +203,7 @@ def test_a_dead_server_is_an_error_not_a_hang(rl, bb, own_warm):
     assert b"error: the warm server went away" in err and b"hint: " in err and b"Traceback" not in err
     # the next command runs by itself (and starts a new server)
     assert rl("run", "--rm", bb, "echo", "again").stdout == "again\n"
+    wait_for(lambda: set(server_pids(own_warm)) - {server}, what="a new server")  # for own_warm to stop it
     wait_for(lambda: leftovers(rl.data_root) == [], what="cleanup")
 
 
