@@ -78,8 +78,10 @@ except KeyboardInterrupt:
     sys.exit(130)
 except Exception:
     _rc = None
-if _rc is not None:
-    sys.exit(_rc)
+if _rc is not None:  # the command ran in the warm server; nothing of ours to tear down
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_rc if 0 <= _rc < 256 else 1)
 from rootless.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -158,6 +158,7 @@ def spawn(
         ctl.close()
         raise
     ctl.close()
+    p._reap_stage1()
     return Process(p.init_pid, p.pty_master, p.helpers)  # type: ignore[arg-type]
 
 
@@ -206,7 +207,8 @@ class _Spawning:
             if isinstance(msg, sync.Error):
                 self.got_error = True
             self._handle(msg, fd)
-        self._reap_stage1()
+        # stage 1 exits right after InitPid; it is reaped once the init runs (spawn's end), so
+        # that its exit (unmapping a copy of this process) is not waited for on the way
 
     def follow_until_exec(self, ctl) -> None:
         """EOF means the init exec'd (its end of the socket is close-on-exec) or died."""
