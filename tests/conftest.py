@@ -103,7 +103,7 @@ def warm_dir(tmp_path_factory, cache_home):
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": str(home), "LANG": "C.UTF-8",
                "XDG_CACHE_HOME": cache_home, "ROOTLESS_WARM_DIR": str(path), "ROOTLESS_WARM_IDLE": "120",
                "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local" / "share"),
-               "PYTHONDONTWRITEBYTECODE": "1"}
+               "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": SRC}  # PYTHON* as test_env's: part of the server's key
         subprocess.run([sys.executable, pyz, "ps"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        stdin=subprocess.DEVNULL, timeout=60)
         import time

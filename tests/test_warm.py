@@ -242,3 +242,49 @@ def test_a_more_confined_client_is_not_served_by_a_less_confined_server(rl, bb, 
     (second,) = set(pids) - {first}
     with open(f"/proc/{second}/status") as f:
         assert "NoNewPrivs:\t1" in f.read()
+
+
+def test_the_server_holds_neither_requests_nor_pyroute2(rl):
+    """`run` of a local image imports neither (the issue's rule) in the server as in a cold run; a
+    smaller server also makes every fork on the way to a container cheaper."""
+    import sys
+
+    code = ("import sys; from rootless import warm; warm._prewarm(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'requests', 'urllib3', 'pyroute2'}))")
+    r = subprocess.run([sys.executable, "-c", code], env=rl.env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_a_background_job_on_a_terminal_runs_by_itself(rl):
+    """Job control: a background job that reads its terminal must be stopped by SIGTTIN, which only
+    a process of the terminal's session gets; so such a client runs its command itself."""
+    import pty
+
+    r = rl.ok("ps", env={"ROOTLESS_DEBUG": "1"})  # the session's server runs
+    assert "debug:" not in r.stderr, r
+    argv = rl.argv("ps")
+    env = dict(rl.env, ROOTLESS_DEBUG="1")
+    pid, fd = pty.fork()
+    if pid == 0:  # a session leader with the pty as its terminal, like a login shell
+        try:
+            job = os.fork()
+            if job == 0:
+                os.setpgid(0, 0)  # a job of its own that is not the foreground one
+                os.execve(argv[0], argv, env)
+            os.waitpid(job, 0)
+        finally:
+            os._exit(0)
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    os.waitpid(pid, 0)
+    os.close(fd)
+    assert b"started in the background of a terminal" in out, out
+    assert b"CONTAINER ID" in out

@@ -204,6 +204,15 @@ def _ignored(_signal, n: int) -> bool:
         return False
 
 
+def _background_on_a_terminal() -> bool:
+    """A background job of a shell reading its terminal is stopped (SIGTTIN) so that it cannot take
+    the shell's input; the server's child is in no session of that terminal, so it would not be."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) != os.getpgrp()
+    except OSError:
+        return False
+
+
 def _debug(why: str) -> None:
     if os.environ.get("ROOTLESS_DEBUG", "") not in ("", "0"):
         sys.stderr.write(f"debug: {why}; running the command here\n")
@@ -250,6 +259,11 @@ def try_client(build_id: str, argv) -> "int | None":
         s.close()
         os.close(cwd)
         _debug("stdin, stdout or stderr is closed")
+        return None
+    if _background_on_a_terminal():
+        s.close()
+        os.close(cwd)
+        _debug("started in the background of a terminal (job control applies to this process only)")
         return None
     fwd = _Forwarder(s)
     try:
