@@ -34,17 +34,42 @@ SLIRP_HINT = "check that /dev/net/tun is usable (mode 0666) and that slirp4netns
 _features: Optional[Dict[str, bool]] = None
 
 
+_FLAGS = ("enable-sandbox", "enable-seccomp", "disable-host-loopback", "netns-type", "userns-path", "enable-ipv6",
+          "mtu", "api-socket", "cidr")
+
+
 def features() -> Dict[str, bool]:
-    """Which optional flags this slirp4netns supports (``--help`` lists them; cached)."""
+    """Which optional flags this slirp4netns supports (``--help`` lists them). Cached in the process
+    and on disk (the user's cache folder), keyed by the binary's path, size, mtime and inode, so
+    that a `run` does not start slirp4netns twice."""
     global _features
-    if _features is None:
-        res = tools.run(["slirp4netns", "--help"], check=False, timeout=10)
-        text = (res.stdout + res.stderr).decode("utf-8", "replace")
-        _features = {
-            f: f"--{f}" in text
-            for f in ("enable-sandbox", "enable-seccomp", "disable-host-loopback", "netns-type", "userns-path",
-                      "enable-ipv6", "mtu", "api-socket", "cidr")
-        }
+    if _features is not None:
+        return _features
+    from rootless import paths
+
+    binary = tools.which("slirp4netns")
+    key = ""
+    cache = os.path.join(paths.cache_home(), "rootless", "slirp4netns-features.json")
+    if binary:
+        try:
+            st = os.stat(binary)
+            key = f"{binary}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            with open(cache, encoding="utf-8") as f:
+                doc = json.load(f)
+            if doc.get("key") == key and isinstance(doc.get("features"), dict):
+                _features = {k: bool(doc["features"].get(k)) for k in _FLAGS}
+                return _features
+        except (OSError, ValueError, AttributeError):
+            pass
+    res = tools.run(["slirp4netns", "--help"], check=False, timeout=10)
+    text = (res.stdout + res.stderr).decode("utf-8", "replace")
+    _features = {f: f"--{f}" in text for f in _FLAGS}
+    if key:
+        try:
+            os.makedirs(os.path.dirname(cache), mode=0o700, exist_ok=True)
+            paths.atomic_write(cache, json.dumps({"key": key, "features": _features}).encode(), 0o600, durable=False)
+        except OSError:
+            pass  # a cache only
     return _features
 
 
@@ -193,16 +218,17 @@ def alive(s: Slirp, proc: str = "/proc") -> bool:
 
 
 def stop(s: Slirp, proc: str = "/proc", timeout: float = 2.0) -> None:
-    """End slirp4netns (only if the pid is still that process: pid + start time)."""
+    """End slirp4netns (only if the pid is still that process: pid + start time).
+
+    SIGKILL, and no waiting for the exit: it keeps no state that needs a clean exit (its API
+    socket is removed here), and its exit takes 15-30 ms (the kernel tears down its sandbox's
+    mount namespace), which every `run --rm` would otherwise wait for. Our child is reaped by
+    subprocess later (or goes to init with us); ``timeout`` is kept for callers."""
     if alive(s, proc):
-        _kill(s.pid)
+        _kill(s.pid, signal.SIGKILL)
     p = _children.pop(s.pid, None)
     if p is not None:
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(s.pid, signal.SIGKILL)
-            p.wait()
+        p.poll()
     _unlink(s.api_socket)
 
 
