@@ -288,3 +288,21 @@ def test_a_background_job_on_a_terminal_runs_by_itself(rl):
     os.close(fd)
     assert b"started in the background of a terminal" in out, out
     assert b"CONTAINER ID" in out
+
+
+def test_a_stopped_server_is_an_error_and_the_command_never_runs_twice(rl, bb, own_warm):
+    rl.ok("ps")
+    (server,) = wait_for(lambda: server_pids(own_warm), what="the warm server")
+    wait_for(lambda: any(n.endswith(".sock") for n in os.listdir(own_warm)), what="its socket")
+    os.kill(server, signal.SIGSTOP)
+    try:  # the request, with our stdout and stderr in it, waits in the stopped server's queue
+        p = subprocess.Popen(rl.argv("create", "--name", "late", bb, "true"), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=dict(rl.env, ROOTLESS_WARM_START_TIMEOUT="1"))
+        assert p.wait(timeout=30) == 125
+    finally:
+        os.kill(server, signal.SIGCONT)
+    _, err = p.communicate(timeout=30)
+    assert b"did not answer within 1 s" in err and b"hint: " in err, err
+    time.sleep(1)  # the server has taken the request; its command saw that the client gave up
+    assert rl("ps", "-a", "--format", "{{.Names}}", env={"ROOTLESS_WARM": "0"}).stdout == ""

@@ -27,6 +27,7 @@ import sys
 
 PROTO = b"RLW1"
 IDLE_DEFAULT = 600.0
+START_TIMEOUT = 30.0  # seconds a client waits for its command to start in the server
 # Commands the server runs. The others run in the client: they re-exec themselves or wait for
 # other processes as their parent (runtime, helper, serve), read a password from /dev/tty (login),
 # or manage the server itself (system).
@@ -333,13 +334,29 @@ class _Forwarder:
 
 def _follow(s, fwd) -> "int | None":
     """Wait for the server's report: the command's pid, then its exit status."""
+    import _socket
+
     buf = b""
     started = False
+    try:
+        limit = float(os.environ.get("ROOTLESS_WARM_START_TIMEOUT") or START_TIMEOUT)
+    except ValueError:
+        limit = START_TIMEOUT
+    s.settimeout(limit)  # the server answers in milliseconds; a stopped one must not hang us
     while True:
         try:
             data = s.recv(256)
         except InterruptedError:  # pragma: no cover - PEP 475 retries
             continue
+        except _socket.timeout:
+            # Not run here: the command may still start there (our closed connection makes its
+            # first write fail, and it checks that before it runs anything).
+            sys.stderr.write(
+                f"error: the warm server did not answer within {limit:g} s\n"
+                "hint: `rootless system warm` shows its pid: kill it (the next command starts a new one), "
+                "or set ROOTLESS_WARM=0 to run commands without it\n"
+            )
+            return 125
         except OSError:
             data = b""
         if not data:
@@ -358,6 +375,7 @@ def _follow(s, fwd) -> "int | None":
                 return None  # the server cannot stand in for us (e.g. rlimits): run it here
             if line.startswith(b"P "):
                 started = True
+                s.settimeout(None)  # the command runs as long as it runs
             elif line.startswith(b"X "):
                 # before P: the child failed before the command began; run it here
                 return int(line[2:]) if started else None
@@ -495,6 +513,12 @@ def serve(build_id: str, key: str) -> None:
         return  # another server for this key is starting or running
     code_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.umask(0o077)
+    try:
+        from rootless.linux import syscalls
+
+        syscalls.set_name("rootless:warm")  # what ps -o comm and top show
+    except Exception:  # noqa: BLE001
+        pass
     _prewarm()
     import gc
 
@@ -853,7 +877,7 @@ def _child_main(conn, fds, parts, client: int) -> int:
     try:
         from rootless.linux import syscalls
 
-        syscalls.set_name(("rootless " + command_of(argv[1:]))[:15])
+        syscalls.set_name(("rootless:" + command_of(argv[1:]))[:15])  # as the stages name theirs
     except Exception:  # noqa: BLE001 - a name for ps/top only
         pass
     _new_stdio(io)
