@@ -306,3 +306,12 @@ def test_a_stopped_server_is_an_error_and_the_command_never_runs_twice(rl, bb, o
     assert b"did not answer within 1 s" in err and b"hint: " in err, err
     time.sleep(1)  # the server has taken the request; its command saw that the client gave up
     assert rl("ps", "-a", "--format", "{{.Names}}", env={"ROOTLESS_WARM": "0"}).stdout == ""
+
+
+def test_a_socket_path_too_long_for_unix_sockets_means_cold_commands(rl, tmp_path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True, mode=0o700)
+    r = rl("ps", env={"ROOTLESS_WARM_DIR": str(deep), "ROOTLESS_DEBUG": "1"})
+    assert r.returncode == 0 and "CONTAINER ID" in r.stdout, r
+    assert "socket path would be too long" in r.stderr
+    assert server_pids(str(deep)) == []

@@ -229,6 +229,9 @@ def try_client(build_id: str, argv) -> "int | None":
     root = exec_root()
     key = server_key(build_id)
     path = socket_path(root, key) if root else ""
+    if len(os.fsencode(path)) > 107:  # sun_path: a socket cannot have that name
+        _debug("the warm server's socket path would be too long (set ROOTLESS_WARM_DIR)")
+        return None
     if not path or not os.path.exists(path):
         _debug("no warm server yet (starting one)" if path else "no private folder for the warm server")
         start_server_later(build_id, key)
@@ -526,15 +529,19 @@ def serve(build_id: str, key: str) -> None:
     if hasattr(gc, "freeze"):
         gc.freeze()  # what is here now stays: forked children need not copy its pages to scan it
     here = place()
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = os.path.join(root, f".w{os.getpid()}.tmp")  # no longer than the final name (sun_path)
     lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         os.unlink(tmp)
     except OSError:
         pass
-    lsock.bind(tmp)
-    lsock.listen(64)
-    os.rename(tmp, path)
+    try:
+        lsock.bind(tmp)
+        lsock.listen(64)
+        os.rename(tmp, path)
+    except OSError:
+        lsock.close()
+        return  # e.g. a name too long for a unix socket: clients run their commands themselves
     ino = os.stat(path).st_ino
     pidfile = os.path.join(root, f"warm-{key}.pid")
     with open(pidfile + ".tmp", "w") as f:
