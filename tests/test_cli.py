@@ -39,6 +39,14 @@ def test_unknown_flag_is_exit_125(rl):
     assert "hint: see 'rootless info --help'" in r.stderr
 
 
+def test_missing_arguments_are_said_as_docker_says_them(rl):
+    for args, text in ((["run"], '"rootless run" requires at least 1 argument'),
+                       (["tag", "busybox"], '"rootless tag" requires exactly 2 arguments'),
+                       (["pull"], '"rootless pull" requires exactly 1 argument')):
+        r = rl(*args)
+        assert r.returncode == 125 and f"error: {text}\n" in r.stderr and "hint: see 'rootless" in r.stderr, r
+
+
 def test_unknown_global_flag(rl):
     r = rl("--bogus", "info")
     assert r.returncode == 125 and "error: unknown flag: --bogus" in r.stderr

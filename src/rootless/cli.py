@@ -120,7 +120,32 @@ def _make_argparser_class():
             super().__init__(*a, **kw)
 
         def error(self, message: str):  # type: ignore[override]
+            if message.startswith("the following arguments are required"):
+                arity = self._arity()
+                if arity:
+                    raise UsageError(arity, f"see '{self.prog} --help'")
             raise UsageError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
+
+        def _arity(self) -> str:
+            """docker's words for missing arguments: `"docker tag" requires exactly 2 arguments`."""
+            least, exact = 0, True
+            for a in self._actions:
+                if a.option_strings or a.nargs == argparse.SUPPRESS:
+                    continue
+                if a.nargs is None:
+                    least += 1
+                elif isinstance(a.nargs, int):
+                    least += a.nargs
+                elif a.nargs == "+":
+                    least, exact = least + 1, False
+                elif a.nargs in ("*", "?", argparse.REMAINDER):
+                    exact = False
+                else:  # subcommands
+                    return ""
+            if not least:
+                return ""
+            plural = "s" if least != 1 else ""
+            return f'"{self.prog}" requires {"exactly" if exact else "at least"} {least} argument{plural}'
 
     return ArgParser
 
