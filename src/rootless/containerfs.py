@@ -16,6 +16,7 @@ Data crosses the chroot as tar streams through files opened before it (temp file
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -25,7 +26,7 @@ import stat
 import tarfile
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from rootless import state as st
 from rootless.errors import RootlessError, UsageError
@@ -153,11 +154,20 @@ def _in_running(pid: int, fn: Callable, args: tuple) -> Any:
     raise RootlessError(value[0], value[1], value[2])
 
 
-def _tmp(config) -> Tuple[int, str]:
+@contextlib.contextmanager
+def _spool(config) -> Iterator[Tuple[int, str]]:
+    """A temporary file under the data-root (fd, path) for a tar between us and the helper, removed after."""
     d = os.path.join(config.data_root, "tmp")
     os.makedirs(d, mode=0o700, exist_ok=True)
     fd, path = tempfile.mkstemp(dir=d, prefix="cp-")
-    return fd, path
+    try:
+        yield fd, path
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+        os.unlink(path)
 
 
 # --- inside the root (these run chrooted) -------------------------------------------------------------
@@ -239,8 +249,7 @@ def split_arg(arg: str) -> Tuple[Optional[str], str]:
 def copy_from(config, ref: str, src: str, dest: str, follow: bool = False, out=None) -> None:
     store = st.Store(config.data_root)
     rec = store.resolve(ref)
-    fd, tmp = _tmp(config)
-    try:
+    with _spool(config) as (fd, tmp):
         info = in_root(config, rec, _tar_out, src, fd, follow)
         if dest == "-":
             out = out or __import__("sys").stdout.buffer
@@ -250,12 +259,6 @@ def copy_from(config, ref: str, src: str, dest: str, follow: bool = False, out=N
             return
         with open(tmp, "rb") as f:
             extract_on_host(f, info, dest)
-    finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        os.unlink(tmp)
 
 
 def _no_symlink_parents(base: str, rel: str) -> str:
@@ -331,16 +334,10 @@ def extract_on_host(f, info: Dict[str, Any], dest: str) -> None:
 def copy_to(config, ref: str, src: str, dest: str, inp=None) -> None:
     store = st.Store(config.data_root)
     rec = store.resolve(ref)
-    fd, tmp = _tmp(config)
-    try:
+    with _spool(config) as (fd, tmp):
         with os.fdopen(os.dup(fd), "wb") as f:
             if src == "-":
-                inp = inp or __import__("sys").stdin.buffer
-                while True:
-                    b = inp.read(1 << 16)
-                    if not b:
-                        break
-                    f.write(b)
+                shutil.copyfileobj(inp or __import__("sys").stdin.buffer, f, 1 << 16)
                 target_dir = dest
             else:
                 if not os.path.lexists(src):
@@ -360,12 +357,6 @@ def copy_to(config, ref: str, src: str, dest: str, inp=None) -> None:
             in_root(config, rec, _tar_in_as, dest, fd, os.path.basename(os.path.normpath(src)), os.path.isdir(src))
         else:
             in_root(config, rec, _tar_in, target_dir, fd)
-    finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        os.unlink(tmp)
 
 
 def _tar_in_as(dest: str, fd: int, name: str, is_dir: bool) -> None:
@@ -408,18 +399,11 @@ def export(config, ref: str, out) -> None:
                         excludes.append(mp.encode().decode("unicode_escape"))
         except OSError:
             pass
-    fd, tmp = _tmp(config)
-    try:
+    with _spool(config) as (fd, tmp):
         in_root(config, rec, _tar_root, fd, excludes)
         with open(tmp, "rb") as f:
             shutil.copyfileobj(f, out, 1 << 16)
         out.flush()
-    finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        os.unlink(tmp)
 
 
 # --- diff and commit: the writable layer ------------------------------------------------------------
@@ -572,8 +556,6 @@ def apply_changes(cfg: Dict[str, Any], changes: List[str]) -> None:
 def commit(config, ref: str, repo: str = "", changes: Optional[List[str]] = None, message: str = "",
            author: str = "") -> str:
     """The container's writable layer as a new image layer on top of its image; the new image id."""
-    import hashlib
-
     from rootless.image import reference
     from rootless.image.store import ImageStore, LayerRecord
     from rootless.runtime import run_in_userns
@@ -593,40 +575,20 @@ def commit(config, ref: str, repo: str = "", changes: Optional[List[str]] = None
         except Exception as e:  # noqa: BLE001
             raise UsageError(f"use repository `{repo}`: {getattr(e, 'message', e)}", "for example myimage:1")
     upper, layers, ids = _upper(config, rec)
-    fd, tmp = _tmp(config)
-    try:
+    with _spool(config) as (fd, tmp):
         if ids.has_ranges:
             run_in_userns(_layer_tar, upper, fd, ids=ids)
         else:
             _layer_tar(upper, os.dup(fd))
-        h = hashlib.sha256()
-        size = 0
-        with open(tmp, "rb") as f:
-            while True:
-                b = f.read(1 << 20)
-                if not b:
-                    break
-                h.update(b)
-                size += len(b)
-        digest = "sha256:" + h.hexdigest()
-        with open(tmp, "rb") as f:
-            w = istore.blob_writer(digest, size)
+        with open(tmp, "rb") as f:  # hashed while it is stored: one read of the layer, not two
+            w = istore.blob_writer(None)
             try:
-                while True:
-                    b = f.read(1 << 20)
-                    if not b:
-                        break
-                    w.write(b)
+                shutil.copyfileobj(f, w, 1 << 20)
                 w.commit()
             except BaseException:
                 w.abort()
                 raise
-    finally:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-        os.unlink(tmp)
+        digest, size = w.digest, w.size
     cfg = json.loads(json.dumps(image.config))
     cfg["config"] = new_cfg_c
     now = st.now()
