@@ -16,7 +16,7 @@ import json
 import os
 import re
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from rootless import paths
 from rootless.errors import NotFound, RootlessError
@@ -193,14 +193,18 @@ class Store:
             return []
         return sorted(n for n in names if valid_id(n))
 
-    def list(self) -> List[Record]:
+    def items(self) -> List[Tuple[str, Record]]:
+        """(id, record) of each readable record, by id (an unreadable one is skipped)."""
         out = []
         for cid in self.ids():
             try:
-                out.append(self.load(cid))
+                out.append((cid, self.load(cid)))
             except RootlessError:
                 continue
         return out
+
+    def list(self) -> List[Record]:
+        return [rec for _, rec in self.items()]
 
     def _find_by_name(self, name: str) -> Optional[Record]:
         for cid in self.ids():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any, Dict, List
@@ -45,44 +44,25 @@ def _du(path: str) -> int:
     return total
 
 
-def _containers(data_root: str) -> List[Dict[str, Any]]:
-    out = []
-    root = os.path.join(data_root, "containers")
-    try:
-        names = sorted(os.listdir(root))
-    except OSError:
-        return out
-    for n in names:
-        try:
-            with open(os.path.join(root, n, "config.json"), encoding="utf-8") as f:
-                doc = json.load(f)
-        except (OSError, ValueError):
-            continue
-        if isinstance(doc, dict):
-            doc["_dir"] = os.path.join(root, n)
-            out.append(doc)
-    return out
-
-
-def _running(doc: Dict[str, Any]) -> bool:
-    st = doc.get("State")
-    if isinstance(st, dict):
-        return bool(st.get("Running"))
-    return False
+def _running(rec: Dict[str, Any]) -> bool:
+    return bool((rec.get("State") or {}).get("Running"))
 
 
 def df_data(config: Any) -> List[Dict[str, Any]]:
+    from rootless import state
     from rootless.image.progress import human_size
     from rootless.image.store import ImageStore
 
     store = ImageStore(config.data_root)
     images = store.list()
-    containers = _containers(config.data_root)
+    cstore = state.Store(config.data_root)
+    items = cstore.items()  # running only while its process lives (Store.refresh)
+    containers = [rec for _, rec in items]
     used_ids = {c.get("Image") for c in containers}
     img_size = sum(i.size for i in images)
     img_active = [i for i in images if i.id in used_ids]
     img_reclaim = sum(i.size for i in images if i.id not in used_ids)
-    c_sizes = [(c, _du(c["_dir"])) for c in containers]
+    c_sizes = [(c, _du(cstore.dir(cid))) for cid, c in items]
     c_size = sum(s for _, s in c_sizes)
     c_active = [c for c in containers if _running(c)]
     c_reclaim = sum(s for c, s in c_sizes if not _running(c))
