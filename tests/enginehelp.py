@@ -88,3 +88,41 @@ def wait_for(pred, timeout=20.0, what="condition"):
             return v
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    """The process runs: it exists and has not exited (a zombie waits for its reaper, which on
+    these machines' pid 1 may take its time)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL ``pid`` until it is no longer alive (e.g. a container's init, which outlives a killed
+    `run`, as under docker)."""
+    import signal
+
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+
+
+def read_to_eof(fd: int) -> bytes:
+    """All that ``fd`` (a pty master) gives until its other side is closed (EIO) or at end of file."""
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from enginehelp import leftovers, stop_warm_servers, wait_for, warm_wanted
+from enginehelp import kill_and_wait, leftovers, read_to_eof, stop_warm_servers, wait_for, warm_wanted
 
 pytestmark = [
     pytest.mark.usefixtures("clean_data_root"),
@@ -137,26 +137,6 @@ def test_output_equals_a_cold_run(rl, bb):
     rl.ok("rm", "one")
 
 
-def gone(pid: int) -> bool:
-    """Exited: no such process, or a zombie (an orphan waits for pid 1, which may take its time)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
-
-
-def kill_and_wait(pid: int) -> None:
-    """Kill a container's init as the cold tests do (it outlives a killed `run`, as under docker)."""
-    deadline = time.monotonic() + 10
-    while not gone(pid) and time.monotonic() < deadline:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-
-
 def sleeper(rl, bb):
     """`run --rm` of a container that sleeps, and its init's pid once it runs."""
     p = subprocess.Popen(rl.argv("run", "--rm", bb, "sh", "-c", "echo ready; sleep 60"), env=rl.env,
@@ -275,15 +255,7 @@ def test_a_background_job_on_a_terminal_runs_by_itself(rl):
             os.waitpid(job, 0)
         finally:
             os._exit(0)
-    out = b""
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
+    out = read_to_eof(fd)
     os.waitpid(pid, 0)
     os.close(fd)
     assert b"started in the background of a terminal" in out, out

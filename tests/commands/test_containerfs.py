@@ -10,23 +10,10 @@ import tarfile
 
 import pytest
 
-from enginehelp import remove_data_root, setup_busybox
-
 NONE = ("--network", "none")
 
 
-@pytest.fixture(autouse=True)
-def _clean_data_root(rl):
-    yield
-    ids = rl("ps", "-aq").stdout.split()
-    if ids:
-        rl("rm", "-f", *ids)
-    remove_data_root(rl.data_root)
-
-
-@pytest.fixture
-def bb(rl, busybox_image):
-    return setup_busybox(rl, busybox_image)
+pytestmark = pytest.mark.usefixtures("clean_containers")
 
 
 SCRIPT = ("echo hi > /root/new; rm /bin/ls; mkdir -p /etc/x; "

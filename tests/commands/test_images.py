@@ -8,20 +8,7 @@ import re
 
 import pytest
 
-
-@pytest.fixture(autouse=True)
-def _remove_layers(rl):
-    """Unpacked layers belong to subordinate ids, which pytest cannot delete: prune them."""
-    yield
-    if os.path.isdir(rl.data_root):
-        rl("system", "prune", "-a", "-f")
-
-
-@pytest.fixture
-def pulled(rl, busybox_image):
-    rl.write_config(f'insecure-registries = ["{busybox_image.registry.host}"]\n')
-    rl.ok("pull", "-q", busybox_image.ref)
-    return busybox_image
+pytestmark = pytest.mark.usefixtures("prune_images")
 
 
 def test_images_table(rl, pulled):

@@ -15,26 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from enginehelp import leftovers, remove_data_root, setup_busybox, wait_for
+from enginehelp import leftovers, read_to_eof, setup_busybox, wait_for
 from fixtures.users import has_subuid
 
 subuid_only = pytest.mark.skipif(not has_subuid(), reason="needs a /etc/subuid range")
 NONE = ("--network", "none")
 
 
-@pytest.fixture(autouse=True)
-def _clean_data_root(rl):
-    yield
-    r = rl("ps", "-aq")
-    ids = r.stdout.split()
-    if ids:
-        rl("rm", "-f", *ids)
-    remove_data_root(rl.data_root)
-
-
-@pytest.fixture
-def bb(rl, busybox_image):
-    return setup_busybox(rl, busybox_image)
+pytestmark = pytest.mark.usefixtures("clean_containers")
 
 
 def state(rl, ref):
@@ -296,16 +284,8 @@ def test_exec_tty(rl, bb):
     pid, fd = pty.fork()
     if pid == 0:
         os.execve(rl.base[0], rl.argv("exec", "-it", "box", "sh", "-c", "tty; exit 3"), rl.env)
-    out = b""
     try:
-        while True:
-            try:
-                chunk = os.read(fd, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = read_to_eof(fd)
         _, status = os.waitpid(pid, 0)
     finally:
         os.close(fd)
@@ -492,15 +472,7 @@ def test_monitor_survives_the_terminal_closing(rl, bb):
     if pid == 0:  # `rootless run -d` on a real terminal, which then goes away
         os.execve(rl.base[0], rl.argv("run", "-d", *NONE, "--name", "hup", bb, "sh", "-c",
                                       "while true; do echo tick; sleep 0.2; done"), rl.env)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
+    out = read_to_eof(fd)
     os.waitpid(pid, 0)
     os.close(fd)  # the terminal is gone: a SIGHUP for whatever still had it as controlling terminal
     time.sleep(0.5)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from enginehelp import leftovers, setup_busybox
+from enginehelp import kill_and_wait, leftovers, setup_busybox
 from fixtures.users import has_subuid
 
 pytestmark = pytest.mark.usefixtures("clean_data_root")
@@ -203,6 +203,16 @@ def _wait_status(pid: int, timeout: float = 20) -> int:
     raise AssertionError("rootless run did not exit")
 
 
+def _end_pty(pid: int, fd: int) -> None:
+    """Kill and reap the child of pty.fork() (if it still runs) and close its terminal."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+    os.close(fd)
+
+
 @pytest.mark.nosubuid
 def test_tty_ctrl_c_stops_a_container_with_init(rl, bb):
     import pty
@@ -220,12 +230,7 @@ def test_tty_ctrl_c_stops_a_container_with_init(rl, bb):
         status = _wait_status(pid)
         assert time.monotonic() - t0 < 10
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(fd)
+        _end_pty(pid, fd)
     assert os.WEXITSTATUS(status) == 130
     assert leftovers(rl.data_root) == []
 
@@ -265,12 +270,7 @@ def test_tty_ctrl_c_and_exit(rl, bb):
         os.write(fd, b"exit 5\r")
         _, status = os.waitpid(pid, 0)
     finally:
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-        os.close(fd)
+        _end_pty(pid, fd)
     assert os.WEXITSTATUS(status) == 5
     assert leftovers(rl.data_root) == []
 
@@ -392,13 +392,7 @@ def test_rm_container_of_a_killed_run_is_removed_later(rl, bb):
             pid = json.load(f)["State"]["Pid"]
         p.kill()  # `rootless run` itself dies: nobody is left to remove the container now
         p.wait()
-        deadline = time.monotonic() + 10
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
+        kill_and_wait(pid)
     finally:
         if p.poll() is None:
             p.kill()

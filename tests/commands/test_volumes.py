@@ -6,24 +6,12 @@ import json
 
 import pytest
 
-from enginehelp import remove_data_root, setup_busybox
 from fixtures.users import has_subuid
 
 NONE = ("--network", "none")
 
 
-@pytest.fixture(autouse=True)
-def _clean_data_root(rl):
-    yield
-    ids = rl("ps", "-aq").stdout.split()
-    if ids:
-        rl("rm", "-f", *ids)
-    remove_data_root(rl.data_root)
-
-
-@pytest.fixture
-def bb(rl, busybox_image):
-    return setup_busybox(rl, busybox_image)
+pytestmark = pytest.mark.usefixtures("clean_containers")
 
 
 @pytest.mark.nosubuid

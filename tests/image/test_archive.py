@@ -10,20 +10,7 @@ import tarfile
 
 import pytest
 
-
-@pytest.fixture(autouse=True)
-def _remove_layers(rl):
-    """Unpacked layers belong to subordinate ids, which pytest cannot delete: prune them."""
-    yield
-    if os.path.isdir(rl.data_root):
-        rl("system", "prune", "-a", "-f")
-
-
-@pytest.fixture
-def pulled(rl, busybox_image):
-    rl.write_config(f'insecure-registries = ["{busybox_image.registry.host}"]\n')
-    rl.ok("pull", "-q", busybox_image.ref)
-    return busybox_image
+pytestmark = pytest.mark.usefixtures("prune_images")
 
 
 def test_save_then_load(rl, pulled, tmp_path):

@@ -12,17 +12,10 @@ import time
 import pytest
 from netutil import PY, http_get, nsenter
 
+from enginehelp import alive
 from rootless import network
 from rootless.errors import RootlessError
 from rootless.network import NetHandle, PortSpec, netns, proxy
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("driver", ["builtin", "slirp4netns"])

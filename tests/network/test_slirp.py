@@ -11,17 +11,10 @@ import time
 import pytest
 from netutil import PY, http_get, nsenter
 
+from enginehelp import alive
 from rootless import network
 from rootless.errors import RootlessError, ToolError
 from rootless.network import NetworkMode, PortSpec, slirp
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_start_configures_tap0_and_the_api_socket_forwards(netns_pid, tmp_path, httpd):

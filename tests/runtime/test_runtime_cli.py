@@ -13,13 +13,6 @@ import rtbundle
 pytestmark = pytest.mark.nosubuid
 
 
-@pytest.fixture
-def bundle(tmp_path) -> str:
-    """A bundle of its own (tests may write to its rootfs); config.json is written by the test."""
-    b = tmp_path / "bundle"
-    b.mkdir()
-    rtbundle.make_rootfs(str(b / "rootfs"))
-    return str(b)
 
 PARITY_SCRIPT = (
     "id -u; id -g; hostname; pwd; echo $PATH; ls /; ls /dev; umask; ulimit -n; "

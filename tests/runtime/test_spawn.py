@@ -24,15 +24,6 @@ def busybox_rootfs(tmp_path_factory) -> str:
     return rtbundle.make_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
 
 
-@pytest.fixture
-def bundle(tmp_path) -> str:
-    """A bundle of its own (tests may write to its rootfs); config.json is written by the test."""
-    b = tmp_path / "bundle"
-    b.mkdir()
-    rtbundle.make_rootfs(str(b / "rootfs"))
-    return str(b)
-
-
 def _read_all(fd: int) -> bytes:
     chunks = []
     while True:
