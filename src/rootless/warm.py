@@ -138,6 +138,38 @@ def socket_path(root: str, key: str) -> str:
     return os.path.join(root, f"warm-{key}.sock")
 
 
+def pid_path(root: str, key: str) -> str:
+    return os.path.join(root, f"warm-{key}.pid")
+
+
+def server_alive(pid: int) -> bool:
+    """A live warm server (an exited one may stay a zombie for a while: its cmdline is empty)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"rootless.warm" in f.read()
+    except OSError:
+        return False
+
+
+def running_servers(root: str):
+    """(pid, socket path) of each live server whose pid file is in ``root``, by key."""
+    out = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return out
+    for n in names:
+        if n.startswith("warm-") and n.endswith(".pid"):
+            try:
+                with open(os.path.join(root, n)) as f:
+                    pid = int(f.read().strip())
+            except (OSError, ValueError):
+                continue
+            if server_alive(pid):
+                out.append((pid, socket_path(root, n[len("warm-"):-len(".pid")])))
+    return out
+
+
 def enabled(env=None) -> bool:
     env = os.environ if env is None else env
     return env.get("ROOTLESS_WARM", "1") not in ("0", "false", "no", "off")
@@ -543,7 +575,7 @@ def serve(build_id: str, key: str) -> None:
         lsock.close()
         return  # e.g. a name too long for a unix socket: clients run their commands themselves
     ino = os.stat(path).st_ino
-    pidfile = os.path.join(root, f"warm-{key}.pid")
+    pidfile = pid_path(root, key)
     with open(pidfile + ".tmp", "w") as f:
         f.write(f"{os.getpid()}\n")
     os.rename(pidfile + ".tmp", pidfile)

@@ -146,36 +146,6 @@ def main(args, ctx) -> int:
     raise UsageError("system: a subcommand is needed", "see 'rootless system --help' (df, prune, info, warm)")
 
 
-def _warm_servers(root: str) -> List[Dict[str, Any]]:
-    """The warm servers whose pid files are in ``root``, with whether each still runs."""
-    out: List[Dict[str, Any]] = []
-    try:
-        names = sorted(os.listdir(root))
-    except OSError:
-        return out
-    for n in names:
-        if not (n.startswith("warm-") and n.endswith(".pid")):
-            continue
-        key = n[len("warm-"):-len(".pid")]
-        try:
-            with open(os.path.join(root, n)) as f:
-                pid = int(f.read().strip())
-        except (OSError, ValueError):
-            continue
-        alive = _warm_alive(pid)
-        out.append({"key": key, "pid": pid, "alive": alive, "socket": os.path.join(root, f"warm-{key}.sock")})
-    return out
-
-
-def _warm_alive(pid: int) -> bool:
-    """A live warm server (an exited one may stay a zombie for a while: its cmdline is empty)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"rootless.warm" in f.read()
-    except OSError:
-        return False
-
-
 def warm_main(args) -> int:
     """`system warm [status|stop]`: the per-user server of rootless/warm.py."""
     import signal
@@ -184,22 +154,22 @@ def warm_main(args) -> int:
     from rootless import warm
 
     root = warm.exec_root()
-    servers = [s for s in _warm_servers(root) if s["alive"]] if root else []
+    servers = warm.running_servers(root) if root else []
     if args.action == "status":
         if not warm.enabled():
             sys.stdout.write("Warm server: off (ROOTLESS_WARM=0)\n")
         if not servers:
             sys.stdout.write("Warm server: not running (the next container command starts it)\n")
-        for s in servers:
-            sys.stdout.write(f"Warm server: running, pid {s['pid']}, socket {s['socket']}\n")
+        for pid, sock in servers:
+            sys.stdout.write(f"Warm server: running, pid {pid}, socket {sock}\n")
         return 0
-    for s in servers:
+    for pid, _ in servers:
         try:
-            os.kill(s["pid"], signal.SIGTERM)  # it stops taking commands; the running ones finish
+            os.kill(pid, signal.SIGTERM)  # it stops taking commands; the running ones finish
         except OSError:
             pass
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_warm_alive(s["pid"]) for s in servers):
+    while time.monotonic() < deadline and any(warm.server_alive(pid) for pid, _ in servers):
         time.sleep(0.05)
     sys.stdout.write(f"stopped {len(servers)} warm server{'s' if len(servers) != 1 else ''}\n")
     return 0
