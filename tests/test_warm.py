@@ -38,16 +38,17 @@ def own_warm(rl, tmp_path):
 
 
 def server_pids(d: str):
+    """Pids of the live servers with a pid file in ``d`` (an exiting server removes its file as we read)."""
     out = []
     for n in os.listdir(d):
         if n.endswith(".pid"):
-            with open(os.path.join(d, n)) as f:
-                pid = int(f.read())
             try:
+                with open(os.path.join(d, n)) as f:
+                    pid = int(f.read())
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     if b"rootless.warm" in f.read():
                         out.append(pid)
-            except OSError:
+            except (OSError, ValueError):
                 pass
     return out
 
