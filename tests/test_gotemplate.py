@@ -460,12 +460,11 @@ def test_format_rows_without_table() -> None:
         format_rows("table {{nope}}", rows)
 
 
-def test_module_imports_quickly_and_uses_only_stdlib() -> None:
-    code = ("import sys, time; t = time.perf_counter(); import rootless.gotemplate; "
-            "print(time.perf_counter() - t); print(sorted(m for m in sys.modules if m.split('.')[0] "
+def test_module_imports_only_light_stdlib() -> None:
+    # Speed is measured in bench/, not here (a timing assertion failed under CI load); what keeps
+    # the import fast is that it pulls in none of these heavy modules.
+    code = ("import sys; import rootless.gotemplate; print(sorted(m for m in sys.modules if m.split('.')[0] "
             "in ('requests', 'pyroute2', 'tomli', 'unicodedata', 'dataclasses')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(__import__("pathlib").Path(gotemplate.__file__).parents[1])})
-    seconds, modules = out.stdout.splitlines()
-    assert float(seconds) < 0.05
-    assert modules == "[]"
+    assert out.stdout.strip() == "[]"
