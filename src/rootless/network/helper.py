@@ -75,6 +75,7 @@ REQUEST_TIMEOUT = 5.0  # seconds a client has to send its request (and to take i
 MAX_CLIENTS = 256  # open connections at once
 MAX_CLIENTS_PER_UID = 32
 NUD_PERMANENT = 0x80  # rtnetlink(7): a neighbour entry no ARP changes
+NET_ADDR_SET = 3  # linux/netdevice.h: an address set by hand, not taken from a port
 
 # ioctl_ns(2): _IO(0xb7, 0x1) and _IO(0xb7, 0x4)
 NS_GET_USERNS = 0xB701
@@ -464,6 +465,12 @@ class Helper:
                 idx = ipr.link_lookup(ifname=self.bridge)
                 log(f"create bridge {self.bridge}")
             index = idx[0]
+            # A fixed address: a bridge otherwise takes the lowest of its ports' addresses, and each
+            # change flushes its neighbour table, permanent entries included (neigh_changeaddr).
+            if ipr.get_links(index)[0].get_attr("IFLA_ADDR_ASSIGN_TYPE") != NET_ADDR_SET:
+                mac = bytearray(os.urandom(6))
+                mac[0] = (mac[0] & 0xFE) | 0x02  # unicast, locally administered
+                ipr.link("set", index=index, address=":".join(f"{b:02x}" for b in mac))
             have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=socket.AF_INET)}
             want = (str(self.iface.ip), self.iface.network.prefixlen)
             for addr, plen in have - {want}:
@@ -506,8 +513,9 @@ class Helper:
             self.held[lease.address] = self._hold_ports(lease.ports, strict=False)
             try:
                 self.fw.add(lease)
-            except RootlessError as e:
-                log(f"lease {lease.address}: {e.message}")
+                self._pin_neighbour(lease)
+            except (RootlessError, NetlinkError) as e:
+                log(f"lease {lease.address}: {e}")
             self._watch(lease, pidfd)
             log(f"lease {lease.address}: pid {lease.pid} (uid {lease.uid}) kept after restart")
         self._save()
@@ -784,9 +792,8 @@ class Helper:
                 tools.run(["ip", "link", "set", "dev", lease.veth, "type", "bridge_slave", "isolated", "on"],
                           what=f"isolate the bridge port {lease.veth}")
             ipr.link("set", index=host_idx, state="up")
-            # The host's neighbour entry of the lease is fixed: no ARP from any container moves it.
-            ipr.neigh("replace", dst=lease.address, lladdr=lease.mac, ifindex=br, state=NUD_PERMANENT)
             ipr.link("set", index=peer_idx, net_ns_fd=netns_fd)
+        self._pin_neighbour(lease)
         # Inside the container's namespace: a thread joins it (setns(CLONE_NEWNET) changes the
         # calling thread only), so that no fork of this process is needed.
         err: List[str] = []
@@ -815,6 +822,14 @@ class Helper:
                     if e.code != errno.ENODEV:  # gone meanwhile, with its namespace: what we wanted
                         raise
                 log(f"delete veth {veth}")
+
+    def _pin_neighbour(self, lease: Lease) -> None:
+        """The host's neighbour entry of the lease is fixed: no ARP from any container moves it."""
+        if not lease.mac:
+            return
+        with IPRoute() as ipr:
+            br = ipr.link_lookup(ifname=self.bridge)[0]
+            ipr.neigh("replace", dst=lease.address, lladdr=lease.mac, ifindex=br, state=NUD_PERMANENT)
 
     def _forget_neighbour(self, lease: Lease) -> None:
         if not lease.mac:
