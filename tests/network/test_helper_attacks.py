@@ -287,7 +287,7 @@ def test_host_ports_are_held_quota_and_batched_release(hostns, tmp_path):
         d = client("rltuser", "import sys; from rootless.network import helper_client as h; "
                    f"h.disconnect(sys.argv[1], {c1.pid})", h.sock)
         assert d.returncode == 0, d.stderr
-        assert re.search(r"release \S+ \(disconnect\); 30 DNAT rules removed in 2 nftables calls", h.text()), h.text()
+        assert re.search(r"release \S+ \(disconnect\); 60 DNAT rules removed in 2 nftables calls", h.text()), h.text()
         assert "21001" not in run_in(hostns, "nft", "list", "ruleset").stdout
         again = run_in(hostns, PY, "-c", "import socket; s = socket.socket(); s.bind(('0.0.0.0', 21001)); print('bound')")
         assert "bound" in again.stdout, again.stderr
