@@ -25,7 +25,15 @@ of the caller's /etc/subuid ids. Host ports below ``net.ipv4.ip_unprivileged_por
 refused to non-root callers, as the kernel would refuse them a bind.
 
 Every action is logged on stderr, one line each. A lease ends on ``disconnect`` or when the pid
-dies (a pidfd per lease), and its veth, DNAT rules and address go with it.
+dies (a pidfd per lease, taken before anything else; a thread id is refused), and its veth, DNAT
+rules, held host ports and address go with it.
+
+Security (issue 11): one event loop with non-blocking sockets and a deadline per connection
+serves every client, and every event's error is caught and logged (a slow or vanishing client
+cannot stall or stop the helper); host ports stay bound while a lease lasts, and a uid has a
+quota of them; a lease's rules change in one transaction; the bridge keeps users apart and drops
+spoofed sources (``Firewall``); everything is imported at start, and ``main`` refuses code that a
+user other than root could change (``unsafe_code``).
 
 This is the one module of rootless that imports pyroute2 (links, addresses, routes).
 """
