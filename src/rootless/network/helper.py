@@ -949,18 +949,20 @@ def unsafe_code(path: str, tree: bool = False) -> Optional[str]:
             return f"`{p}` belongs to uid {st.st_uid}"
         above = i >= len(below) + 1  # a folder above the code: its sticky bit protects what it holds
         if st.st_mode & 0o022 and not stat.S_ISLNK(st.st_mode) and not (above and st.st_mode & stat.S_ISVTX):
-            return f"`{p}` is writable by {'group' if st.st_mode & 0o020 else 'others'}"
+            return f"`{p}` is writable by {'others' if st.st_mode & 0o002 else 'group'}"
     return None
 
 
 def code_origins() -> List[tuple]:
-    """(path, tree) of the code this process runs: the .pyz (a file), or the folders the
-    packages rootless and pyroute2 were imported from."""
+    """(path, tree) of the code this process runs: the .pyz (a file), the folders the packages
+    rootless and pyroute2 were imported from, and every folder on sys.path (PYTHONPATH, the
+    working directory of `python -m`, a user's site-packages under a HOME that sudo -E kept):
+    a module imported later would be looked up there."""
     import pyroute2
 
     import rootless
 
-    out = []
+    out = [(p, False) for p in sys.path if p and os.path.isdir(p)]
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if main_file:
         archive = os.path.dirname(os.path.abspath(main_file))
