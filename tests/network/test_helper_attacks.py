@@ -358,6 +358,12 @@ def test_sudo_E_helper_never_runs_code_from_the_users_cache(hostns, tmp_path):
         assert r.returncode == 0, r.stderr + h.text()
         assert connect(h, 1).returncode != 0
         assert connect(h, c1.pid, user="rltnosub").returncode != 0
+        imported = open(marker).read() if os.path.exists(marker) else ""
+        # root wrote nothing into the user's home (a root-owned cache there is what the user swaps)
+        owned = [os.path.join(d, n) for d, ds, fs in os.walk(home) for n in ds + fs
+                 if os.lstat(os.path.join(d, n)).st_uid == 0]
+        assert imported == "" and owned == [], (f"root imported the user's code: {imported!r}; "
+                                                f"root created files in the user's home: {owned[:3]}")
         c1.kill()
         c1.wait()
         for _ in range(50):
@@ -367,10 +373,6 @@ def test_sudo_E_helper_never_runs_code_from_the_users_cache(hostns, tmp_path):
         assert ping_time(h.sock) < 1.0
         h.stop()
         assert not os.path.exists(marker), "root imported the user's code:\n" + open(marker).read()
-        # and root wrote nothing into the user's home (a root-owned cache there is what the user swaps)
-        owned = [os.path.join(d, n) for d, ds, fs in os.walk(home) for n in ds + fs
-                 if os.lstat(os.path.join(d, n)).st_uid == 0]
-        assert owned == [], f"root created files in the user's home: {owned[:5]}"
     finally:
         if c1 is not None:
             c1.kill()

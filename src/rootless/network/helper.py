@@ -82,6 +82,7 @@ DEFAULT_PORT_QUOTA = 64  # host ports one uid may hold (`rootless helper --port-
 REQUEST_TIMEOUT = 5.0  # seconds a client has to send its request (and to take its answer)
 MAX_CLIENTS = 256  # open connections at once
 MAX_CLIENTS_PER_UID = 32
+TOOL_TIMEOUT = 10.0  # seconds for one nft/iptables/ip call
 NUD_PERMANENT = 0x80  # rtnetlink(7): a neighbour entry no ARP changes
 NET_ADDR_SET = 3  # linux/netdevice.h: an address set by hand, not taken from a port
 
@@ -278,6 +279,7 @@ class Firewall:
 
     def _run(self, argv: List[str], **kw: Any) -> tools.Result:
         self.calls += 1
+        kw.setdefault("timeout", TOOL_TIMEOUT)  # every request has a deadline, its tools too
         return tools.run(argv, **kw)
 
     def reset(self) -> None:
@@ -798,7 +800,7 @@ class Helper:
             ipr.link("set", index=host_idx, master=br)
             if not self.fw.bridge_filter:  # no bridge filter: containers reach the host, not each other
                 tools.run(["ip", "link", "set", "dev", lease.veth, "type", "bridge_slave", "isolated", "on"],
-                          what=f"isolate the bridge port {lease.veth}")
+                          what=f"isolate the bridge port {lease.veth}", timeout=TOOL_TIMEOUT)
             ipr.link("set", index=host_idx, state="up")
             ipr.link("set", index=peer_idx, net_ns_fd=netns_fd)
         self._pin_neighbour(lease)
