@@ -99,18 +99,22 @@ class Helper2(HelperProc):
 @pytest.fixture
 def helper(hostns, tmp_path):
     h = Helper2(hostns, tmp_path, "nftables")
-    h.start()
-    yield h
-    h.close()
+    try:
+        h.start()
+        yield h
+    finally:
+        h.close()
 
 
 @pytest.fixture(params=["nftables", "iptables"])
 def any_helper(hostns, tmp_path, request):
     """Both NAT backends (the bridge filter is nft's in both, when nft is installed)."""
     h = Helper2(hostns, tmp_path, request.param)
-    h.start()
-    yield h
-    h.close()
+    try:
+        h.start()
+        yield h
+    finally:
+        h.close()
 
 
 def in_ns(user, pid, code, *args, timeout=30):
@@ -269,10 +273,10 @@ def test_a_thread_id_is_refused(helper):
 
 def test_host_ports_are_held_quota_and_batched_release(hostns, tmp_path):
     h = Helper2(hostns, tmp_path, "nftables", extra=["--port-quota", "40"])
-    h.start()
     c1, c2 = new_netns(as_user("rltuser")), new_netns(as_user("rltuser"))
     host_srv = None
     try:
+        h.start()
         # a host service already listening: the claim is refused
         host_srv = subprocess.Popen(["ip", "netns", "exec", hostns, PY, "-c", SERVE_WORD, "0.0.0.0", "21000", "host"])
         time.sleep(0.5)
