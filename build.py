@@ -9,7 +9,9 @@ dependencies are installed once per requirements hash into build/vendor-<hash>/ 
 
 At start the archive unpacks itself once into ~/.cache/rootless/pyz-<build id>/ and imports from
 there, so Python can keep bytecode caches (zipimport cannot write them and would compile every
-module at every start); where that folder cannot be written it imports from the archive.
+module at every start); where that folder cannot be written it imports from the archive. Root
+ignores HOME and XDG_CACHE_HOME (`sudo -E`): it uses root's own home, and only when root alone
+can write every folder up to the cache; else it imports from the archive.
 """
 
 from __future__ import annotations
@@ -38,20 +40,38 @@ def _boot():
     archive = os.path.dirname(os.path.abspath(__file__))
     if os.environ.get("ROOTLESS_PYZ_NO_UNPACK"):
         return
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if os.geteuid() == 0:
+        # root (sudo -E keeps a user's HOME and XDG_CACHE_HOME): never a folder a user names or
+        # owns; root's own home, and only when root alone can write every folder on the way
+        import pwd
+        base = os.path.join(pwd.getpwuid(0).pw_dir, ".cache")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     target = os.path.join(base, "rootless", "pyz-" + BUILD_ID)
     if not os.path.isfile(os.path.join(target, ".complete")):
         try:
             _unpack(archive, target)
         except Exception:
             return  # not writable (read-only home, quota...): import from the archive instead
-    try:
-        st = os.stat(target)
-    except OSError:
-        return
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+    if not _ours(target):
         return  # not ours, or writable by others: never import code from there
     sys.path[0:1] = [target]
+
+
+def _ours(target):
+    uid = os.getuid()
+    path = target
+    while True:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        # the cache folder and, for root, every folder above it: root's and writable by root only
+        if st.st_uid != uid or st.st_mode & 0o022 or not os.path.isdir(path):
+            return False
+        if uid != 0 or path == os.path.dirname(path):
+            return True
+        path = os.path.dirname(path)
 
 
 def _unpack(archive, target):
@@ -59,8 +79,12 @@ def _unpack(archive, target):
     parent = os.path.dirname(target)
     os.makedirs(parent, mode=0o700, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".unpack-", dir=parent)
-    with zipfile.ZipFile(archive) as z:
-        z.extractall(tmp)
+    umask = os.umask(0o022)  # no group- or world-writable file, whatever the caller's umask
+    try:
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(tmp)
+    finally:
+        os.umask(umask)
     os.chmod(tmp, 0o755)
     open(os.path.join(tmp, ".complete"), "w").close()
     try:

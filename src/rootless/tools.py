@@ -25,6 +25,7 @@ PACKAGES: Dict[str, str] = {
     "ip": "iproute2",
     "nft": "nftables",
     "iptables": "iptables",
+    "iptables-restore": "iptables",
     "zstd": "zstd",
     "crun": "crun",
     "runc": "runc",
@@ -87,12 +88,20 @@ def run(
     timeout: Optional[float] = 60,
     check: bool = True,
     what: Optional[str] = None,
+    through: Sequence[str] = (),
 ) -> Result:
-    """Run a host tool to completion and check how it ended."""
+    """Run a host tool to completion and check how it ended.
+
+    ``through`` is a launcher that runs the tool (``nsenter -t PID -n``, ``ip netns exec NS``):
+    the tool is found here, by ``which`` (so /usr/sbin counts when it is not on PATH), and the
+    launcher gets its absolute path, since the launcher's own PATH search would miss it.
+    """
     argv = list(argv)
     exe = require(argv[0])
     argv_run = [exe] + argv[1:]
-    label = what or f"run `{' '.join(argv)}`"
+    if through:
+        argv_run = [require(through[0])] + list(through[1:]) + argv_run
+    label = what or f"run `{' '.join(list(through) + argv)}`"
     try:
         proc = subprocess.run(
             argv_run,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 
 import pytest
 from netutil import new_netns, nsenter
@@ -39,3 +40,21 @@ def httpd(netns_pid, webroot):
         p.kill()
         p.wait()
 
+
+
+@pytest.fixture
+def hostns(tmp_path):
+    """"The host" (where the helper runs) and "ext", a machine on its LAN: 192.168.77.1 <-> .2."""
+    name = f"rlt-{uuid.uuid4().hex[:8]}"
+    ext = name + "-ext"
+    for ns in (name, ext):
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "link", "add", "hext0", "netns", name, "type", "veth", "peer", "name", "ext0", "netns", ext],
+                   check=True)
+    for ns, dev, addr in ((name, "hext0", "192.168.77.1/24"), (ext, "ext0", "192.168.77.2/24")):
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "addr", "add", addr, "dev", dev], check=True)
+        subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"], check=True)
+    yield name
+    for ns in (ext, name):
+        subprocess.run(["ip", "netns", "del", ns], check=False)

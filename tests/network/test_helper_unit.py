@@ -55,3 +55,30 @@ def test_helper_command_needs_root(rl):
     r = rl("helper", "--socket", "/nonexistent/helper.sock")
     assert r.returncode == 125, r
     assert "error: run the network helper: it must run as root" in r.stderr and "hint:" in r.stderr
+
+
+def test_unsafe_code_names_what_a_user_could_change(tmp_path):
+    if os.getuid() == 0:
+        pytest.skip("as root the files are root's")
+    f = tmp_path / "rootless.pyz"
+    f.write_text("x")
+    assert f"belongs to uid {os.getuid()}" in helper.unsafe_code(str(f))
+    assert "belongs to uid" in helper.unsafe_code(str(tmp_path), tree=True)
+    assert helper.unsafe_code("/usr/bin/env") is None  # root's, in root's folders
+    assert helper.unsafe_code("/tmp") == "`/tmp` is writable by others"  # code right in /tmp: anyone adds modules
+
+
+def test_a_thread_id_is_not_a_process():
+    import threading
+
+    ev = threading.Event()
+    t = threading.Thread(target=ev.wait)
+    t.start()
+    try:
+        helper.check_tgid(os.getpid())
+        with pytest.raises(Refused) as e:
+            helper.check_tgid(t.native_id)
+        assert f"it is a thread of process {os.getpid()}" in e.value.message
+    finally:
+        ev.set()
+        t.join()

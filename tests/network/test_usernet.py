@@ -87,3 +87,20 @@ def test_handle_round_trip_keeps_the_user_network_fields():
     back = network.NetHandle.from_json(h.to_json())
     assert back == h
     assert json.loads(h.to_json())["container_id"] == "f" * 64
+
+
+def test_ip_and_nft_run_in_the_namespace_without_sbin_on_path(netns_pid, monkeypatch):
+    """A normal user's PATH has no /usr/sbin: nsenter must be handed nft's and ip's full paths."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    usernet._run_ip(netns_pid, "link set lo up\n", "set lo up")
+    assert usernet._has_link(netns_pid, "lo")
+    usernet._firewall(netns_pid, [])  # nft -f - through nsenter
+
+
+def test_tools_run_through_a_launcher_finds_sbin_tools(monkeypatch):
+    from rootless import tools
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    r = tools.run(["ip", "-V"], through=["env"])
+    assert r.returncode == 0 and b"ip" in r.stdout + r.stderr
+    assert r.argv[1].startswith("/") and r.argv[1].endswith("/ip")

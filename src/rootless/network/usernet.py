@@ -468,7 +468,7 @@ def _nsenter(pid: int) -> List[str]:
 def _run_ip(pid: int, script: str, what: str) -> None:
     from rootless import tools
 
-    tools.run(_nsenter(pid) + ["ip", "-batch", "-"], input=script.encode(), what=what, hint=NSENTER_HINT)
+    tools.run(["ip", "-batch", "-"], through=_nsenter(pid), input=script.encode(), what=what, hint=NSENTER_HINT)
 
 
 def _firewall(pid: int, nets: Sequence[Dict[str, Any]]) -> None:
@@ -497,7 +497,7 @@ def _firewall(pid: int, nets: Sequence[Dict[str, Any]]) -> None:
         "  }",
         "}",
     ]) + "\n"
-    tools.run(_nsenter(pid) + ["nft", "-f", "-"], input=text.encode(), what="set the nftables rules of the rootless "
+    tools.run(["nft", "-f", "-"], through=_nsenter(pid), input=text.encode(), what="set the nftables rules of the rootless "
               "network namespace", hint="check that nft works in a user namespace: `unshare -Urn nft list ruleset`")
 
 
@@ -514,7 +514,7 @@ def _ensure_bridge(pid: int, net: Dict[str, Any], nets: Sequence[Dict[str, Any]]
 def _has_link(pid: int, name: str) -> bool:
     from rootless import tools
 
-    r = tools.run(_nsenter(pid) + ["ip", "-o", "link", "show", "dev", name], check=False)
+    r = tools.run(["ip", "-o", "link", "show", "dev", name], through=_nsenter(pid), check=False)
     return r.returncode == 0
 
 
