@@ -366,12 +366,15 @@ def cache_key(seccomp: dict, arch: str) -> str:
     return hashlib.sha256(COMPILER_VERSION.encode() + b"\0" + arch.encode() + b"\0" + blob).hexdigest()
 
 
+_MAGIC = b"rootless-bpf1\n"  # then sha256(program), then the program: a torn or garbled file is compiled again
+
+
 def program(seccomp: dict, cache_dir: Optional[str] = None) -> bytes:
     """The program for ``seccomp`` on this machine, from ``cache_dir`` when it was compiled before.
 
     The cache (``<cache>/rootless/seccomp/<sha256>.bpf`` by default) is keyed by the profile as
     settled for the container (capabilities included), the architecture and the compiler's
-    version; written atomically; a file that is not a whole program is compiled again.
+    version; written atomically, with a checksum; a file that does not check out is compiled again.
     """
     arch = native_arch()
     key = cache_key(seccomp, arch)
@@ -382,9 +385,11 @@ def program(seccomp: dict, cache_dir: Optional[str] = None) -> bytes:
     path = os.path.join(cache_dir, key + ".bpf")
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_INSNS * 8 + 1)
-        if data and len(data) % 8 == 0 and len(data) <= MAX_INSNS * 8:
-            return data
+            data = f.read(len(_MAGIC) + 32 + MAX_INSNS * 8 + 1)
+        prog = data[len(_MAGIC) + 32:]
+        if (data[:len(_MAGIC)] == _MAGIC and prog and len(prog) % 8 == 0 and len(prog) <= MAX_INSNS * 8
+                and hashlib.sha256(prog).digest() == data[len(_MAGIC):len(_MAGIC) + 32]):
+            return prog
     except OSError:
         pass
     prog = compile_program(seccomp, arch)
@@ -392,7 +397,7 @@ def program(seccomp: dict, cache_dir: Optional[str] = None) -> bytes:
         from rootless import paths
 
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-        paths.atomic_write(path, prog, mode=0o600, durable=False)
+        paths.atomic_write(path, _MAGIC + hashlib.sha256(prog).digest() + prog, mode=0o600, durable=False)
     except OSError:
         pass  # a cache we cannot write costs a compile per container, nothing else
     return prog
