@@ -152,3 +152,11 @@ def test_exec_gets_the_filter_too(rl, bb):
         assert r.returncode != 0 and "Operation not permitted" in r.stderr, r
     finally:
         rl("rm", "-f", cid)
+
+
+@pytest.mark.nosubuid
+def test_init_pid1_is_filtered_too(rl, bb):
+    """With --init our pid 1 stays: it must not be a way around the filter."""
+    r = rl.ok("run", "--rm", "--init", "--network", "none", bb, "sh", "-c",
+              "grep Seccomp: /proc/1/status; grep Seccomp: /proc/self/status")
+    assert [_seccomp_line(x) for x in r.stdout.splitlines()] == ["Seccomp: 2", "Seccomp: 2"], r

@@ -634,6 +634,14 @@ def _reaping_init(cfg, ctl: socket.socket, ex: _Exec) -> NoReturn:
                 pass
         _finalize_and_exec(cfg, ctl, ex)
     child_pid = pid
+    if getattr(cfg, "seccomp", None):
+        # pid 1 stays in the container too (docker's tini runs under the filter): no unfiltered
+        # process for the container's ones to reach through ptrace or a leaked fd.
+        try:
+            _seccomp(cfg.seccomp)
+        except RootlessError as e:
+            os.kill(pid, signal.SIGKILL)
+            _fail(ctl, e.message, e.hint, e.exit_code)
     ctl.close()
     if ex.pty_slave is not None:
         os.close(ex.pty_slave)
