@@ -100,6 +100,13 @@ def test_custom_profile_denies_mkdir_with_its_errno(rl, bb, tmp_path):
     assert r.returncode == 0, r
     assert "rc=1" in r.stdout and "touched" in r.stdout, r
     assert "Permission denied" in r.stderr, r  # errno 13: EACCES, not the default EPERM
+    cid = rl.ok("create", "--security-opt", f"seccomp={path}", bb, "sh", "-c", "mkdir /tmp/x; echo rc=$?").stdout.strip()
+    opts = json.loads(rl.ok("inspect", cid).stdout)[0]["HostConfig"]["SecurityOpt"]
+    assert len(opts) == 1 and opts[0].startswith("seccomp={")  # the profile itself, compact, as docker keeps it
+    assert json.loads(opts[0][len("seccomp="):]) == DENY_MKDIR
+    path.unlink()  # kept with the container: its file is no longer needed
+    r = rl("start", "-a", cid)
+    assert r.returncode == 0 and "rc=1" in r.stdout, r
 
 
 @pytest.mark.nosubuid
