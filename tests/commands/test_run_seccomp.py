@@ -68,6 +68,7 @@ def test_probe_decisions(rl, seccomp_probe_image):
         ("clone3",): f"errno={ENOSYS}",  # ENOSYS, so that a libc falls back to clone
         ("mount",): f"errno={EPERM}",
         ("vsock",): f"errno={EPERM}",
+        ("alg",): f"errno={EPERM}",  # AF_ALG: refused since moby/profiles seccomp v0.2.3
         ("personality", "0x0040000"): f"errno={EPERM}",  # ADDR_NO_RANDOMIZE
         ("personality", "0xffffffff"): "ok",  # the query
         ("personality", "8"): "ok",  # PER_LINUX32

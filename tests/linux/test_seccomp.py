@@ -81,6 +81,8 @@ DECISIONS: List[Tuple[str, Tuple[int, ...], int]] = [
     ("personality", (0x0040000,), EPERM_RET), ("personality", (0x0400000,), EPERM_RET),
     ("personality", (1 << 32,), EPERM_RET),
     ("socket", (2,), ALLOW), ("socket", (40,), EPERM_RET), ("socket", (40 | 1 << 32,), ALLOW),
+    ("socket", (38,), EPERM_RET), ("socket", (39,), ALLOW), ("socket", (41,), ALLOW), ("socket", (37,), ALLOW),
+    ("io_uring_setup", (), EPERM_RET), ("fchmodat2", (), ALLOW), ("mseal", (), ALLOW),
     ("chroot", (), ALLOW), ("sethostname", (), EPERM_RET), ("iopl", (), EPERM_RET),
 ]
 
