@@ -207,6 +207,9 @@ def main() -> int:
             label = "rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0)"
             cold_env = dict(env, ROOTLESS_WARM="0")
             candidates[label] = (lambda e=cold_env: time_once(base + ["run", "--rm", "--network", "none", REF, "true"], e))
+            label = "rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0, seccomp=unconfined)"
+            candidates[label] = (lambda e=cold_env: time_once(base + ["run", "--rm", "--network", "none", "--security-opt",
+                                                                      "seccomp=unconfined", REF, "true"], e))
             warm_envs.append(env)
             # what the default seccomp filter costs (compiled once, then read from the cache)
             label = "rootless run --rm busybox true (automatic driver, seccomp=unconfined)"
@@ -274,6 +277,10 @@ def main() -> int:
             lines.append(f"    rootless (automatic driver) / this: x{ours / t:.2f} (aim: well under 0.5)")
     if unconfined:
         lines.append(f"  the default seccomp filter adds {(ours - unconfined) * 1000:+.1f} ms to run --rm (aim: under 3 ms)")
+    cold = med.get("rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0)")
+    cold_unconfined = med.get("rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0, seccomp=unconfined)")
+    if cold and cold_unconfined:
+        lines.append(f"  the same, cold: {(cold - cold_unconfined) * 1000:+.1f} ms")
     common.report(f"run (median of {N} interleaved rounds; ratios to crun)", lines + notes)
     if not os.environ.get("ROOTLESS_BENCH_HOME"):
         env = home_env(os.path.join(work, "vfs"))
