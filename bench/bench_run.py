@@ -192,6 +192,7 @@ def main() -> int:
     base = common.rootless_argv()
     work = os.environ.get("ROOTLESS_BENCH_HOME") or tempfile.mkdtemp(prefix="rootless-bench-run-")
     candidates = {}  # name -> a function timing one run
+    only = os.environ.get("ROOTLESS_BENCH_ONLY")  # a regular expression: time only the candidates it finds
     warm_envs = []  # the warm servers the runs start are stopped at the end
     notes = []
     for driver in ("", "vfs"):
@@ -206,7 +207,14 @@ def main() -> int:
             label = "rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0)"
             cold_env = dict(env, ROOTLESS_WARM="0")
             candidates[label] = (lambda e=cold_env: time_once(base + ["run", "--rm", "--network", "none", REF, "true"], e))
+            label = "rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0, seccomp=unconfined)"
+            candidates[label] = (lambda e=cold_env: time_once(base + ["run", "--rm", "--network", "none", "--security-opt",
+                                                                      "seccomp=unconfined", REF, "true"], e))
             warm_envs.append(env)
+            # what the default seccomp filter costs (compiled once, then read from the cache)
+            label = "rootless run --rm busybox true (automatic driver, seccomp=unconfined)"
+            candidates[label] = (lambda e=env: time_once(base + ["run", "--rm", "--network", "none", "--security-opt",
+                                                                 "seccomp=unconfined", REF, "true"], e))
         if not driver and base[0] == sys.executable:
             # Python's `site` runs every .pth file of the host's dist-packages at start-up (on the
             # machines we develop on, one imports certifi: ~20 ms); the .pyz needs none of them
@@ -221,11 +229,16 @@ def main() -> int:
                                  stdout=subprocess.PIPE).stdout.decode().strip()
             subprocess.run(base + ["start", "-a", "benchc"], env=env, check=True)  # writes its bundle
             bundle_src = os.path.join(home, ".local", "share", "rootless", "containers", cid, "bundle")
-    crun = Crun(bundle_src, work) if common.have("crun") else None
+    import re
+
+    def wanted(label: str) -> bool:
+        return not only or re.search(only, label) is not None
+
+    crun = Crun(bundle_src, work) if common.have("crun") and wanted("crun run") else None
     if crun:
         candidates["crun run (the same bundle, vfs rootfs)"] = crun.once
     podmans = []
-    if common.have("podman"):
+    if common.have("podman") and wanted("podman run"):
         for drv in ("overlay", "vfs"):
             try:
                 pm = Podman(work, drv)
@@ -237,6 +250,7 @@ def main() -> int:
             candidates[f"podman run --rm busybox true ({drv})"] = pm.once
     else:
         notes.append("  podman: not installed here (no comparison)")
+    candidates = {k: v for k, v in candidates.items() if wanted(k)}
     times = {name: [] for name in candidates}
     try:
         for _ in range(2):  # warm-up round
@@ -253,6 +267,7 @@ def main() -> int:
     med = {name: common.median(ts) for name, ts in times.items()}
     crun_t = next((t for n, t in med.items() if n.startswith("crun")), None)
     ours = med["rootless run --rm busybox true (automatic driver)"]
+    unconfined = med.get("rootless run --rm busybox true (automatic driver, seccomp=unconfined)")
     lines = []
     for name, t in med.items():
         lines.append(common.row(name, t, crun_t))
@@ -260,6 +275,12 @@ def main() -> int:
             lines.append(f"    {(t - crun_t) * 1000:+.1f} ms over crun (aim: within 60 ms)")
         if name.startswith("podman"):
             lines.append(f"    rootless (automatic driver) / this: x{ours / t:.2f} (aim: well under 0.5)")
+    if unconfined:
+        lines.append(f"  the default seccomp filter adds {(ours - unconfined) * 1000:+.1f} ms to run --rm (aim: under 3 ms)")
+    cold = med.get("rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0)")
+    cold_unconfined = med.get("rootless run --rm busybox true (automatic driver, cold: ROOTLESS_WARM=0, seccomp=unconfined)")
+    if cold and cold_unconfined:
+        lines.append(f"  the same, cold: {(cold - cold_unconfined) * 1000:+.1f} ms")
     common.report(f"run (median of {N} interleaved rounds; ratios to crun)", lines + notes)
     if not os.environ.get("ROOTLESS_BENCH_HOME"):
         env = home_env(os.path.join(work, "vfs"))

@@ -164,6 +164,7 @@ SCHEMA: Dict[str, Tuple[str, Callable[[Any], Any]]] = {
     "runtimes": ("runtimes", _runtimes),
     "default-shm-size": ("default_shm_size", _size),
     "no-new-privileges": ("no_new_privileges", _bool),
+    "seccomp-profile": ("seccomp_profile", _str),
     "init": ("init", _bool),
     "userland-proxy": ("userland_proxy", _bool),
     "hosts": ("hosts", _str_list),
@@ -204,6 +205,7 @@ class Config:
     runtimes: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     default_shm_size: str = "64M"
     no_new_privileges: bool = False
+    seccomp_profile: str = ""  # "" or "builtin": docker's default profile; "unconfined"; a JSON file
     init: bool = False
     userland_proxy: bool = True
     hosts: List[str] = field(default_factory=list)

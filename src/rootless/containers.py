@@ -575,6 +575,11 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
         from rootless.runtime.caps import NAMES
 
         process["capabilities"] = {k: list(NAMES) for k in ("bounding", "effective", "permitted")}
+    seccomp = (spec.get("linux") or {}).get("seccomp")
+    if seccomp:  # the container's filter, compiled (or read from the cache) before we fork: docker filters exec too
+        from rootless.linux import seccomp as lsec
+
+        process["_seccomp"] = lsec.program(seccomp)
     # the namespaces to join: those of the init that differ from ours (--network host shares ours)
     ns_paths = []
     for ns in EXEC_NS:
@@ -796,7 +801,7 @@ def _exec_final(process: Dict[str, Any], opts: ExecOptions, rec, sock, stdin_fd:
     if not opts.tty and stdin_fd != 0:
         os.dup2(stdin_fd, 0)
     path = rinit._lookup(process["args"][0], env.get("PATH", rinit.DEFAULT_PATH))
-    cfg = types.SimpleNamespace(spec={"process": process}, new_cgroup=False,
+    cfg = types.SimpleNamespace(spec={"process": process}, new_cgroup=False, seccomp=process.pop("_seccomp", None),
                                 stdio=types.SimpleNamespace(stdin=None, stdout=None, stderr=None))
     ex = types.SimpleNamespace(pty_slave=slave, last_cap=sc.last_cap(), setgroups_allowed=rinit._setgroups_allowed())
     if not opts.tty and not opts.detach:

@@ -411,7 +411,7 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
             "Privileged": r.privileged,
             "CapAdd": list(r.cap_add) or None,
             "CapDrop": list(r.cap_drop) or None,
-            "SecurityOpt": ["no-new-privileges"] if r.no_new_privileges else None,
+            "SecurityOpt": _security_opt(r),
             "Tmpfs": {p: o for p, o in r.tmpfs} or None,
             "ShmSize": r.shm_size,
             "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in r.ulimits] or None,
@@ -522,9 +522,23 @@ def _run_options(rec: st.Record) -> ocispec.RunOptions:
         cap_drop=tuple(h.get("CapDrop") or ()),
         privileged=bool(h.get("Privileged")),
         no_new_privileges="no-new-privileges" in (h.get("SecurityOpt") or []),
+        seccomp=_seccomp_opt(h.get("SecurityOpt") or []),
         network="host" if h.get("NetworkMode") == "host" else "private",
         labels=tuple((c.get("Labels") or {}).items()),
     )
+
+
+def _security_opt(r: ocispec.RunOptions) -> Optional[List[str]]:
+    """docker's HostConfig.SecurityOpt: ``no-new-privileges``, ``seccomp=unconfined|builtin|{json}``."""
+    out = (["no-new-privileges"] if r.no_new_privileges else []) + ([f"seccomp={r.seccomp}"] if r.seccomp else [])
+    return out or None
+
+
+def _seccomp_opt(opts: List[str]) -> str:
+    for o in opts:
+        if isinstance(o, str) and o[:8] in ("seccomp=", "seccomp:"):
+            return o[8:]
+    return ""
 
 
 def build_spec(config, rec: st.Record, rootfs: str, read_file: Callable[[str], Optional[bytes]], ids,
@@ -533,6 +547,10 @@ def build_spec(config, rec: st.Record, rootfs: str, read_file: Callable[[str], O
     from rootless import userdb
 
     opts = _run_options(rec)
+    if not opts.seccomp and getattr(config, "seccomp_profile", ""):
+        from rootless.oci import seccomp
+
+        opts.seccomp = seccomp.from_config(config.seccomp_profile)  # docker: the daemon's profile, at start
     eu = userdb.resolve(rec["Config"].get("User") or "", read_file)
     user = ocispec.User(eu.uid, eu.gid, eu.additional_gids, eu.home)
     maps = tuple(ocispec.Mapping(m.container, m.host, m.count) for m in ids.uid_mappings())

@@ -213,7 +213,7 @@ def gather(config: Config, *, subuid: str = "/etc/subuid", subgid: str = "/etc/s
         "Runtimes": runtimes,
         "DefaultRuntime": config.default_runtime,
         "Debug": config.debug_enabled,
-        "SecurityOptions": ["name=rootless", "name=userns"],
+        "SecurityOptions": [f"name=seccomp,profile={config.seccomp_profile or 'builtin'}", "name=rootless", "name=userns"],
         "RegistryConfig": {
             "Mirrors": list(config.registry_mirrors),
             "InsecureRegistryCIDRs": list(config.insecure_registries),
@@ -254,6 +254,16 @@ def _human_bytes(n: int) -> str:
     return str(n)
 
 
+def _security_lines(opts: List[str]) -> List[str]:
+    """docker info's layout: ``name=seccomp,profile=builtin`` -> ``  seccomp`` + ``   Profile: builtin``."""
+    out = []
+    for o in opts:
+        fields = dict(kv.partition("=")[::2] for kv in o.split(","))
+        out.append(f"  {fields.pop('name', o)}")
+        out += [f"   {k.capitalize()}: {v}" for k, v in fields.items()]
+    return out
+
+
 def render_text(d: Dict[str, Any]) -> str:
     r = d["Rootless"]
     out = [
@@ -282,8 +292,7 @@ def render_text(d: Dict[str, Any]) -> str:
         f" Runtimes: {' '.join(d['Runtimes'])}",
         f" Default Runtime: {d['DefaultRuntime']}",
         " Security Options:",
-        "  rootless",
-        "  userns",
+        *_security_lines(d["SecurityOptions"]),
         f" Kernel Version: {d['KernelVersion']}",
         f" Operating System: {d['OperatingSystem']}",
         f" OSType: {d['OSType']}",

@@ -38,7 +38,7 @@ def add_common(p) -> None:
     p.add_argument("--privileged", action="store_true",
                    help="Give every capability (within the container's user namespace only)")
     p.add_argument("--security-opt", action="append", default=[], metavar="list",
-                   help="Security options (no-new-privileges[:true|false])")
+                   help="Security options (no-new-privileges[:true|false], seccomp=unconfined|PROFILE.json)")
     p.add_argument("--network", "--net", default=None, metavar="network",
                    help="Connect the container to a network: slirp4netns (default; options after a colon), "
                         "none (loopback only), host, helper (the root helper's bridge) or container:NAME")
@@ -96,8 +96,11 @@ def _env_item(item: str) -> List[str]:
     return [f"{key}={val}"] if val is not None else []
 
 
-def _security_opts(items: List[str], default: bool) -> bool:
+def _security_opts(items: List[str], default: bool) -> Tuple[bool, str]:
+    """(no-new-privileges, seccomp) from --security-opt; seccomp is "" (the config's or the
+    builtin profile), "unconfined", "builtin", or the profile file's JSON (docker keeps it so)."""
     nnp = default
+    seccomp = ""
     for s in items:
         k, sep, v = s.replace("=", ":", 1).partition(":")
         if k == "no-new-privileges":
@@ -107,9 +110,16 @@ def _security_opts(items: List[str], default: bool) -> bool:
                 nnp = False
             else:
                 raise UsageError(f"invalid --security-opt `{s}`", "use no-new-privileges[:true|false]")
+        elif k == "seccomp":
+            if not v:
+                raise UsageError(f"invalid --security-opt `{s}`", "use seccomp=unconfined or seccomp=PROFILE.json")
+            from rootless.oci import seccomp as osec
+
+            seccomp = osec.security_opt(v)  # reads and checks the file now: ProfileError (error:/hint:)
         else:
-            raise UsageError(f"use --security-opt `{s}`: not supported", "rootless supports no-new-privileges")
-    return nnp
+            raise UsageError(f"use --security-opt `{s}`: not supported",
+                             "rootless supports no-new-privileges and seccomp=unconfined|PROFILE.json")
+    return nnp, seccomp
 
 
 def _labels(items: List[str]) -> Tuple[Tuple[str, str], ...]:
@@ -169,6 +179,7 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
     if args.entrypoint is not None:
         entrypoint = (args.entrypoint,) if args.entrypoint else ()
     init = args.init if args.init is not None else config.init
+    nnp, seccomp = _security_opts(args.security_opt, config.no_new_privileges)
     run = ocispec.RunOptions(
         cmd=tuple(args.command),
         entrypoint=entrypoint,
@@ -185,9 +196,10 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
         cap_add=tuple(args.cap_add),
         cap_drop=tuple(args.cap_drop),
         privileged=args.privileged,
-        no_new_privileges=_security_opts(args.security_opt, config.no_new_privileges),
+        no_new_privileges=nnp,
         network="host" if net_text == "host" else "private",
         labels=_labels(args.label),
+        seccomp=seccomp,
     )
     return CreateOptions(
         image=args.image,

@@ -312,3 +312,21 @@ def all_caps_mask(proc: str = "/proc") -> int:
 
 def caps_list(mask: int) -> List[int]:
     return [i for i in range(64) if mask >> i & 1]
+
+
+# --- seccomp ----------------------------------------------------------------------------------------
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_set_filter(prog: bytes) -> None:
+    """prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sock_fprog) (seccomp(2)); ``prog`` is struct
+    sock_filter[] in native byte order. Needs no_new_privs or CAP_SYS_ADMIN in the user namespace."""
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = _SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    _check(_libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)))

@@ -133,7 +133,7 @@ class RunOptions(Value):
     __slots__ = (
         "cmd", "entrypoint", "env", "workdir", "hostname", "read_only", "tmpfs", "tty",
         "stdin_open", "init", "shm_size", "ulimits", "cap_add", "cap_drop", "privileged",
-        "no_new_privileges", "network", "labels",
+        "no_new_privileges", "network", "labels", "seccomp",
     )
     cmd: Tuple[str, ...]  # the words after IMAGE
     entrypoint: Optional[Tuple[str, ...]]  # None: the image's; (): reset (--entrypoint "")
@@ -153,6 +153,7 @@ class RunOptions(Value):
     no_new_privileges: bool
     network: str  # none | host (slirp comes with the network issue)
     labels: Tuple[Tuple[str, str], ...]
+    seccomp: str  # "" or "builtin" (docker's default profile), "unconfined", or a profile's JSON
 
     def __init__(
         self,
@@ -174,6 +175,7 @@ class RunOptions(Value):
         no_new_privileges: bool = False,
         network: str = "none",
         labels: Tuple[Tuple[str, str], ...] = (),
+        seccomp: str = "",
     ) -> None:
         self.cmd = cmd
         self.entrypoint = entrypoint
@@ -193,6 +195,7 @@ class RunOptions(Value):
         self.no_new_privileges = no_new_privileges
         self.network = network
         self.labels = labels
+        self.seccomp = seccomp
 
 
 class SpecInput(Value):
@@ -406,6 +409,10 @@ def generate(inp: SpecInput) -> Dict[str, Any]:
         "gidMappings": [{"containerID": m.container, "hostID": m.host, "size": m.count} for m in inp.gid_mappings],
         "namespaces": namespaces(opts, inp.cgroup_ns),
     }
+    if not opts.privileged and opts.seccomp != "unconfined":
+        from rootless.oci import seccomp
+
+        linux["seccomp"] = seccomp.for_container(opts.seccomp, caps)
     if not opts.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)

@@ -6,7 +6,8 @@ spec.mounts (proc, /dev tmpfs, devpts, shm, mqueue, sysfs or a read-only bind of
 /sys, binds, tmpfs); device nodes as binds of the host's; pivot_root; sysctls; masked and
 read-only paths; hostname; the pty; a read-only root; cwd; rlimits. Then READY, and the wait for
 START (or for a reader of the exec fifo). Then, in the process that execs: a cgroup namespace,
-a new session, stdio, groups/uid/gid, capabilities, no_new_privs, umask, execve.
+a new session, stdio, groups/uid/gid, capabilities, no_new_privs, umask, the seccomp filter
+(before the capabilities are dropped when no_new_privs is off: runc's order), execve.
 
 With the annotation ``io.rootless.init=true`` pid 1 stays ours: it forks the process that execs,
 forwards signals to it, reaps every zombie and exits with its status (docker's --init, no tini).
@@ -499,6 +500,12 @@ def _finalize(cfg, ex: _Exec) -> None:
     except OSError:
         pass
     _stdio(cfg, ex)
+    prog = getattr(cfg, "seccomp", None)
+    nnp = bool(process.get("noNewPrivileges"))
+    if prog and not nnp:
+        # Without no_new_privs a filter needs CAP_SYS_ADMIN (in our user namespace): load it
+        # before the capabilities are dropped. With it, as late as possible (runc does the same).
+        _seccomp(prog)
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     groups = [int(g) for g in user.get("additionalGids") or []]
     last = ex.last_cap
@@ -531,10 +538,21 @@ def _finalize(cfg, ex: _Exec) -> None:
     if capspec is not None:
         sc.set_keepcaps(False)
         caps.apply_sets(effective, permitted, inheritable, ambient, last)
-    if process.get("noNewPrivileges"):
+    if nnp:
         sc.set_no_new_privs()
     umask = user.get("umask")
     os.umask(int(umask) if umask is not None else 0o022)
+    if prog and nnp:
+        _seccomp(prog)
+
+
+def _seccomp(prog: bytes) -> None:
+    """linux.seccomp, compiled by the parent (rootless.linux.seccomp): seccomp(2) SECCOMP_MODE_FILTER."""
+    try:
+        sc.seccomp_set_filter(prog)
+    except OSError as e:
+        raise RuntimeSetupError(f"apply the seccomp profile: {e.strerror}",
+                                "the kernel needs CONFIG_SECCOMP_FILTER; or use --security-opt seccomp=unconfined")
 
 
 def _setgroups_allowed() -> bool:
@@ -616,6 +634,14 @@ def _reaping_init(cfg, ctl: socket.socket, ex: _Exec) -> NoReturn:
                 pass
         _finalize_and_exec(cfg, ctl, ex)
     child_pid = pid
+    if getattr(cfg, "seccomp", None):
+        # pid 1 stays in the container too (docker's tini runs under the filter): no unfiltered
+        # process for the container's ones to reach through ptrace or a leaked fd.
+        try:
+            _seccomp(cfg.seccomp)
+        except RootlessError as e:
+            os.kill(pid, signal.SIGKILL)
+            _fail(ctl, e.message, e.hint, e.exit_code)
     ctl.close()
     if ex.pty_slave is not None:
         os.close(ex.pty_slave)

@@ -122,12 +122,13 @@ def spawn(
         sc.set_child_subreaper(True)
     except OSError as e:
         raise RuntimeSetupError(f"become a child subreaper: {e.strerror}")
+    prog = _seccomp_program(spec)
     ctl, ctl_child = sync.socketpair()
     cfg = StageConfig(
         spec=spec, rootfs=rootfs, bundle=bundle, plan=rootfs_plan, uid_maps=uid_maps, gid_maps=gid_maps,
         self_map=self_map, join_user=join_user, unshare_flags=flags, new_pid=new_pid, new_cgroup=new_cgroup,
         join=join, stdio=stdio, ctl_fd=ctl_child.fileno(), exec_fifo=exec_fifo, parent_pid=os.getpid(),
-        name=name, proc=proc,
+        name=name, proc=proc, seccomp=prog,
     )
     pass_fds = [ctl_child.fileno()] + [fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr) if fd is not None]
     try:
@@ -160,6 +161,16 @@ def spawn(
     ctl.close()
     p._reap_stage1()
     return Process(p.init_pid, p.pty_master, p.helpers)  # type: ignore[arg-type]
+
+
+def _seccomp_program(spec: dict) -> Optional[bytes]:
+    """linux.seccomp compiled here, as the user (its cache is theirs), before any namespace."""
+    profile = (spec.get("linux") or {}).get("seccomp")
+    if not profile:
+        return None
+    from rootless.linux import seccomp
+
+    return seccomp.program(profile)
 
 
 class _Spawning:

@@ -30,7 +30,7 @@ class StageConfig(Value):
     __slots__ = (
         "spec", "rootfs", "bundle", "plan", "uid_maps", "gid_maps", "self_map", "join_user",
         "unshare_flags", "new_pid", "new_cgroup", "join", "stdio", "ctl_fd", "exec_fifo",
-        "parent_pid", "name", "proc",
+        "parent_pid", "name", "proc", "seccomp",
     )
     spec: dict
     rootfs: str
@@ -50,6 +50,7 @@ class StageConfig(Value):
     parent_pid: int
     name: str
     proc: str
+    seccomp: Optional[bytes]  # the compiled linux.seccomp, installed just before execve
 
     def __init__(
         self,
@@ -71,6 +72,7 @@ class StageConfig(Value):
         parent_pid: int = 0,
         name: str = "",
         proc: str = "/proc",
+        seccomp: Optional[bytes] = None,
     ) -> None:
         self.spec = spec
         self.rootfs = rootfs
@@ -90,6 +92,7 @@ class StageConfig(Value):
         self.parent_pid = parent_pid
         self.name = name
         self.proc = proc
+        self.seccomp = seccomp
 
 
 def main(cfg: StageConfig) -> None:
