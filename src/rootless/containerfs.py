@@ -620,10 +620,13 @@ def _op_layer_tar(upper: str, fd: int) -> None:
             if ti is None:
                 continue
             if ti.issym():
-                ti.linkname = os.readlink(n, dir_fd=dfd)
+                try:  # EINVAL: no longer a symlink
+                    ti.linkname = os.readlink(n, dir_fd=dfd)
+                except OSError:
+                    raise _changed(rel_root + n) from None
                 tar.addfile(ti)
             elif ti.isreg():
-                try:
+                try:  # ELOOP: a symlink now
                     fh = os.open(n, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
                 except OSError:
                     raise _changed(rel_root + n) from None
@@ -631,7 +634,10 @@ def _op_layer_tar(upper: str, fd: int) -> None:
                     fs = os.fstat(fh)
                     if not _same(fs, s) or fs.st_size != s.st_size:
                         raise _changed(rel_root + n)
-                    tar.addfile(ti, src)
+                    try:
+                        tar.addfile(ti, src)
+                    except OSError:  # shorter than its size said
+                        raise _changed(rel_root + n) from None
             else:
                 tar.addfile(ti)
         for rel in opaque[done_opaque:]:  # empty opaque directories at the end of the walk
