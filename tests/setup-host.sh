@@ -19,6 +19,8 @@ fi
 PKGS=(uidmap slirp4netns fuse-overlayfs fuse3 docker-registry skopeo busybox-static iproute2 crun
       nftables python3 python3-venv python3-pip zstd attr openssl apache2-utils ca-certificates
       procps util-linux psmisc
+      # a C compiler for the hostile NSS module and the static racer (tests/fixtures/hostile_cfs.py)
+      gcc libc6-dev
       # the reference the rootfs is compared with (tests/storage/test_rootfs_podman.py)
       podman
       # the cgroup v2 VM (tests/cgroupvm): qemu, depmod for the guest kernel's modules, and udev,
