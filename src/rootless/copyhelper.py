@@ -8,8 +8,8 @@ look-up (docker CVE-2019-14271). So (DESIGN.md, "Security rules"):
 
 - the helper is a new interpreter (``sys.executable -I -S``), never a fork of the CLI: no heap,
   no secrets, no loaded NSS state; it gets a minimal environment, stdin/stdout on /dev/null and
-  only the fds it needs (``close_fds``); it makes itself non-dumpable (PR_SET_DUMPABLE 0) and asks
-  for SIGKILL when the CLI dies before it joins anything;
+  only the fds it needs (``close_fds``); it makes itself non-dumpable (PR_SET_DUMPABLE 0) before it
+  joins a container's namespaces or mounts its root, and asks for SIGKILL when the CLI dies;
 - it never looks a user or group up: ``tarfile``'s ``pwd``/``grp`` are removed before it enters
   (numeric owners only, as docker's archive code writes them), extraction uses ``numeric_owner``;
 - everything it uses is imported and exercised before it enters, and then the import system is
@@ -202,10 +202,18 @@ def _check_value(op: str, v: Any) -> Any:
 # --- the helper -----------------------------------------------------------------------------------
 
 
+def _non_dumpable() -> None:
+    """No ptrace, /proc/PID/mem or /proc/PID/fd from the container's processes (we enter its
+    namespaces; with a user namespace of our own, once its maps are written: a non-dumpable
+    process cannot write its own /proc/self/uid_map)."""
+    from rootless.linux import syscalls as sc
+
+    sc.prctl(PR_SET_DUMPABLE, 0)
+
+
 def _harden(ppid: int) -> None:
     from rootless.linux import syscalls as sc
 
-    sc.prctl(PR_SET_DUMPABLE, 0)  # no ptrace or /proc/PID/mem from the container (it will share our namespaces)
     sc.set_pdeathsig(signal.SIGKILL)
     if os.getppid() != ppid:
         os._exit(125)
@@ -303,6 +311,7 @@ def _enter_new(req: Dict[str, Any], mount: bool) -> list:
     ctl = socket.socket(fileno=req["ctl_fd"])
     un.enter_userns(sc.CLONE_NEWUSER | (sc.CLONE_NEWNS if mount else 0), ctl, req["self_map"])
     ctl.close()
+    _non_dumpable()
     if not mount:
         return []
     from rootless.runtime import ExecStep, MountStep, stage1
@@ -336,6 +345,7 @@ def child_main(req: Dict[str, Any]) -> None:
             fn = getattr(containerfs, "_op_" + req["op"])
             mode = req["mode"]
             if mode == "running":
+                _non_dumpable()
                 _enter_running(int(req["pid"]))
             elif mode == "stopped":
                 helpers = _enter_new(req, mount=True)
