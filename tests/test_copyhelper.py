@@ -41,3 +41,30 @@ def test_the_answer_is_parsed_never_unpickled(tmp_path):
     with pytest.raises(RootlessError) as e:
         copyhelper.parse_result("tar_out", err)
     assert e.value.message == "copy `x`: no?[2J" and e.value.hint == "h?" and e.value.exit_code == 1
+
+
+def test_a_forged_archive_cannot_chmod_a_host_directory(tmp_path):
+    """Defence in depth: even a helper that lied (a symlink to a host directory, then a directory
+    entry of the same name with mode 0777) cannot make the host side chmod through the link."""
+    import io
+    import os
+    import tarfile
+
+    from rootless import containerfs
+
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        ti = tarfile.TarInfo("d")
+        ti.type, ti.linkname = tarfile.SYMTYPE, str(victim)
+        tar.addfile(ti)
+        ti = tarfile.TarInfo("d")
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o777
+        tar.addfile(ti)
+    buf.seek(0)
+    with pytest.raises(RootlessError):
+        containerfs.extract_on_host(buf, {"dir": True, "name": "d", "contents": False}, str(dest))
+    assert os.stat(victim).st_mode & 0o777 == 0o700

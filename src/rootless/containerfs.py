@@ -258,6 +258,8 @@ def extract_on_host(f, info: Dict[str, Any], dest: str) -> None:
                     name = rename[1] + ("/" + rest if rest else "")
             target = _no_symlink_parents(base, name)
             if m.isdir():
+                if os.path.islink(target):  # chmod below would follow it to a host directory
+                    raise RootlessError(f"copy `{name}`: `{target}` is a symlink", "this archive is not safe")
                 os.makedirs(target, exist_ok=True)
                 try:
                     os.chmod(target, (m.mode & 0o7777) | 0o700)
