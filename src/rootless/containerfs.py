@@ -600,9 +600,10 @@ def _op_layer_tar(upper: str, fd: int) -> None:
 
     Read with dir fds, O_NOFOLLOW and an fstat check (see ``_walk_fd``): a file swapped for a
     symlink between lstat and open is refused, never followed to a host file (issue 11, item 2).
-    Hard links inside the layer are stored as separate files.
+    Owners are numeric; a file with several names in the layer is stored once, then hard links.
     """
     opaque: List[str] = []
+    links: Dict[Tuple[int, int], str] = {}
     with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         done_opaque = 0
         for rel_root, dfd, n, s in _walk_fd(upper, opaque):
@@ -621,6 +622,12 @@ def _op_layer_tar(upper: str, fd: int) -> None:
             ti = _tarinfo(rel_root + n, s)
             if ti is None:
                 continue
+            if ti.isreg() and s.st_nlink > 1:
+                first = links.setdefault((s.st_dev, s.st_ino), ti.name)
+                if first != ti.name:  # another name of a file already stored: a hard link to it
+                    ti.type, ti.size, ti.linkname = tarfile.LNKTYPE, 0, first
+                    tar.addfile(ti)
+                    continue
             if ti.issym():
                 try:  # EINVAL: no longer a symlink
                     ti.linkname = os.readlink(n, dir_fd=dfd)
