@@ -68,3 +68,53 @@ def test_a_forged_archive_cannot_chmod_a_host_directory(tmp_path):
     with pytest.raises(RootlessError):
         containerfs.extract_on_host(buf, {"dir": True, "name": "d", "contents": False}, str(dest))
     assert os.stat(victim).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.usefixtures("clean_containers")
+def test_the_helper_is_a_fresh_non_dumpable_process(rl, bb, tmp_path):
+    """While it copies out of a running container, the helper is a new `python -I -S` (not a fork
+    of the CLI with its heap) that even its own user cannot inspect: no /proc/PID/fd, environ or
+    mem (PR_SET_DUMPABLE 0, set before it joins the container)."""
+    import os
+    import subprocess
+    import time
+
+    rl.ok("run", "-d", "--network", "none", "--name", "big", bb, "sh", "-c",
+          "dd if=/dev/zero of=/big bs=1M count=200 2>/dev/null; touch /done; sleep 600")
+    deadline = time.monotonic() + 60
+    while rl("exec", "big", "ls", "/done").returncode != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    p = subprocess.Popen(rl.argv("cp", "big:/big", str(tmp_path / "big")), env=rl.env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    found = None
+    try:
+        while found is None and p.poll() is None:
+            for n in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{n}/comm") as f:
+                        if n.isdigit() and f.read().strip() == "rootless:copy":
+                            found = int(n)
+                            break
+                except OSError:
+                    continue
+        assert found is not None, "no copy helper seen"
+        with open(f"/proc/{found}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        denied = []
+        for what in ("fd", "environ", "mem"):
+            try:
+                if what == "fd":
+                    os.listdir(f"/proc/{found}/fd")
+                else:
+                    with open(f"/proc/{found}/{what}", "rb") as f:
+                        f.read(1)
+            except PermissionError:
+                denied.append(what)
+            except FileNotFoundError:
+                pytest.skip("the helper ended before it was inspected")
+    finally:
+        assert p.wait(timeout=120) == 0
+    assert argv[1:3] == [b"-I", b"-S"]
+    assert denied == ["fd", "environ", "mem"]
+    assert os.path.getsize(tmp_path / "big") == 200 << 20

@@ -209,6 +209,10 @@ def _non_dumpable() -> None:
     from rootless.linux import syscalls as sc
 
     sc.prctl(PR_SET_DUMPABLE, 0)
+    try:
+        sc.set_name("rootless:copy")  # from here on: `ps` shows it by this name
+    except OSError:
+        pass
 
 
 def _harden(ppid: int) -> None:
@@ -217,10 +221,6 @@ def _harden(ppid: int) -> None:
     sc.set_pdeathsig(signal.SIGKILL)
     if os.getppid() != ppid:
         os._exit(125)
-    try:
-        sc.set_name("rootless:copy")
-    except OSError:
-        pass
 
 
 def _no_nss() -> None:
