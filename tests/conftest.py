@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from enginehelp import stop_warm_servers, warm_wanted  # noqa: E402
 
-pytest_plugins = ["fixtures.registry", "fixtures.images", "fixtures.containers", "fixtures.seccomp_probe"]
+pytest_plugins = ["fixtures.registry", "fixtures.images", "fixtures.containers", "fixtures.seccomp_probe",
+                  "fixtures.hostile_cfs"]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -19,7 +19,8 @@ fi
 PKGS=(uidmap slirp4netns fuse-overlayfs fuse3 docker-registry skopeo busybox-static iproute2 crun
       nftables python3 python3-venv python3-pip zstd attr openssl apache2-utils ca-certificates
       procps util-linux psmisc
-      # a static C probe for the seccomp tests (tests/fixtures/seccomp_probe.py)
+      # a C compiler: the static seccomp probe (tests/fixtures/seccomp_probe.py), the hostile NSS
+      # module and the static racer (tests/fixtures/hostile_cfs.py)
       gcc libc6-dev
       # the reference the rootfs is compared with (tests/storage/test_rootfs_podman.py)
       podman

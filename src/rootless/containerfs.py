@@ -7,11 +7,13 @@ are readable:
 
 - running container: the child joins the init's user namespace (first: it gives the rights for
   the rest), opens ``/proc/PID/root``, joins its mount namespace and chroots there;
-- stopped container: ``run_in_userns`` with a new mount namespace applies the storage driver's
+- stopped container: a new user and mount namespace (mapped like the container's) applies the storage driver's
   rootfs plan (the overlay mount) and chroots into it.
 
 Data crosses the chroot as tar streams through files opened before it (temp files under data-root).
-``diff`` and ``commit`` read the writable layer (the overlay upper dir) directly, in a user namespace.
+``diff`` and ``commit`` read the writable layer (the overlay upper dir) with dir fds, in a user namespace,
+commit with the container frozen. All of it runs in the copy helper (copyhelper.py): a fresh
+interpreter that answers in JSON and never looks up a user or group (issue 11).
 """
 
 from __future__ import annotations
@@ -20,17 +22,16 @@ import contextlib
 import io
 import json
 import os
-import pickle
 import shutil
 import stat
 import tarfile
 import tempfile
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from rootless import state as st
 from rootless.errors import RootlessError, UsageError
-from rootless.storage.base import is_opaque, is_whiteout, overlay_lookup
+from rootless.storage.base import is_whiteout, overlay_lookup
 
 # --- running code in the container's root ----------------------------------------------------------
 
@@ -56,102 +57,17 @@ def _layers_and_driver(config, rec):
     return drv, list(pull.ensure_layers(config, image, drv.fmt)), ids
 
 
-def in_root(config, rec: st.Record, fn: Callable, *args: Any) -> Any:
-    """``fn(*args)`` (module-level) as root of the container, chrooted in its rootfs; its result."""
+def in_root(config, rec: st.Record, op: str, kwargs: Dict[str, Any], fds: Tuple[int, ...] = ()) -> Any:
+    """Containerfs operation ``_op_<op>(**kwargs)`` in the copy helper, root of the container and
+    chrooted in its rootfs; its result, checked against the operation's schema (see copyhelper)."""
+    from rootless import copyhelper
+
     s = rec.get("State") or {}
     if s.get("Running") and st.is_alive(s):
-        return _in_running(int(s["Pid"]), fn, args)
+        return copyhelper.run(op, kwargs, fds, mode="running", pid=int(s["Pid"]))
     drv, layers, ids = _layers_and_driver(config, rec)
     plan = drv.prepare(rec["Id"], layers, volatile=False)
-    from rootless.runtime import run_in_userns
-
-    return run_in_userns(_in_stopped, plan, f"{fn.__module__}:{fn.__qualname__}", args, ids=ids, mount_ns=True)
-
-
-def _resolve(ref: str) -> Callable:
-    import importlib
-
-    mod, _, name = ref.partition(":")
-    return getattr(importlib.import_module(mod), name)
-
-
-def _in_stopped(plan, fnref: str, args: tuple) -> Any:
-    from rootless.runtime import ExecStep, MountStep, stage1
-
-    fn = _resolve(fnref)
-    helpers = []
-    for step in plan.steps:
-        if isinstance(step, MountStep):
-            stage1._mount_step(step)
-        elif isinstance(step, ExecStep):
-            pid = stage1._exec_step(step)
-            if pid:
-                helpers.append(pid)
-    try:
-        os.chdir(plan.rootfs)
-        os.chroot(".")
-        os.chdir("/")
-        return fn(*args)
-    finally:
-        import signal
-
-        for pid in helpers:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-
-
-def _in_running(pid: int, fn: Callable, args: tuple) -> Any:
-    from rootless.linux import syscalls as sc
-
-    paths = []
-    for ns, flag in (("user", sc.CLONE_NEWUSER), ("mnt", sc.CLONE_NEWNS)):
-        try:
-            if os.readlink(f"/proc/{pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}"):
-                paths.append((f"/proc/{pid}/ns/{ns}", flag))
-        except OSError as e:
-            raise RootlessError(f"open the namespaces of process `{pid}`: {e.strerror}",
-                                "is the container still running? (its main process must run as root)")
-    r, w = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child
-        os.close(r)
-        result: Tuple[bool, Any]
-        try:
-            fds = [(os.open(p, os.O_RDONLY), f) for p, f in paths]
-            root_fd = None
-            for fd, flag in fds:
-                sc.setns(fd, flag)
-                os.close(fd)
-                if flag == sc.CLONE_NEWUSER:
-                    root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
-            if root_fd is None:
-                root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
-            os.fchdir(root_fd)
-            os.chroot(".")
-            os.chdir("/")
-            result = (True, fn(*args))
-        except RootlessError as e:
-            result = (False, (e.message, e.hint, e.exit_code))
-        except BaseException as e:  # noqa: BLE001
-            result = (False, (f"{type(e).__name__}: {e}", None, 125))
-        try:
-            with os.fdopen(w, "wb") as f:
-                f.write(pickle.dumps(result))
-        finally:
-            os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(child, 0)
-    try:
-        ok, value = pickle.loads(data)
-    except Exception:  # noqa: BLE001
-        raise RootlessError("work in the container's root: the helper died", "run again with --debug")
-    if ok:
-        return value
-    raise RootlessError(value[0], value[1], value[2])
+    return copyhelper.run(op, kwargs, fds, mode="stopped", plan=plan, ids=ids)
 
 
 @contextlib.contextmanager
@@ -170,10 +86,30 @@ def _spool(config) -> Iterator[Tuple[int, str]]:
         os.unlink(path)
 
 
-# --- inside the root (these run chrooted) -------------------------------------------------------------
+# --- inside the root (these run in the copy helper, chrooted; see copyhelper) ------------------------
+#
+# No user or group name is looked up here (the helper has removed tarfile's pwd and grp): the
+# archives carry numeric owners, as docker's do, and extraction uses numeric_owner.
 
 
-def _tar_out(src: str, fd: int, follow: bool = False) -> Dict[str, Any]:
+def _numeric(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+    ti.uname = ti.gname = ""
+    return ti
+
+
+def _add_numeric(tar: tarfile.TarFile, path: str, arcname: str, recursive: bool = True) -> None:
+    tar.add(path, arcname=arcname, recursive=recursive, filter=_numeric)
+
+
+def _extract(tar: tarfile.TarFile, m: tarfile.TarInfo, path: str) -> None:
+    """Extract ``m`` under ``path``, owners by number (never by name), as the archive says."""
+    kw: Dict[str, Any] = {"set_attrs": True, "numeric_owner": True}
+    if hasattr(tarfile, "fully_trusted_filter"):  # 3.12+ (and backports): no DeprecationWarning
+        kw["filter"] = "fully_trusted"  # names were checked by our caller
+    tar.extract(m, path, **kw)
+
+
+def _op_tar_out(src: str, fd: int, follow: bool = False) -> Dict[str, Any]:
     """Write ``src`` (its contents when it ends with /.) as a tar to ``fd``; what it was."""
     contents = src.endswith("/.") or src == "."
     path = os.path.normpath(src if src.startswith("/") else "/" + src)
@@ -189,16 +125,16 @@ def _tar_out(src: str, fd: int, follow: bool = False) -> Dict[str, Any]:
     with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         if contents and is_dir:
             for n in sorted(os.listdir(path)):
-                tar.add(os.path.join(path, n), arcname=n, recursive=True)
+                _add_numeric(tar, os.path.join(path, n), n)
         else:
             if follow and os.path.islink(path):
-                tar.add(os.path.realpath(path), arcname=name)
+                _add_numeric(tar, os.path.realpath(path), name)
             else:
-                tar.add(path, arcname=name, recursive=True)
+                _add_numeric(tar, path, name)
     return {"dir": is_dir, "name": name, "contents": contents and is_dir}
 
 
-def _tar_in(dest: str, fd: int) -> None:
+def _op_tar_in(dest: str, fd: int) -> None:
     """Extract the tar at ``fd`` into ``dest`` (a directory of the container), owned by root."""
     path = os.path.normpath(dest if dest.startswith("/") else "/" + dest)
     if not os.path.isdir(path):
@@ -209,11 +145,35 @@ def _tar_in(dest: str, fd: int) -> None:
             if m.name.startswith("/") or ".." in m.name.split("/"):
                 continue
             m.uid = m.gid = 0
-            m.uname = m.gname = "root"
-            tar.extract(m, path, set_attrs=True)
+            m.uname = m.gname = ""
+            _extract(tar, m, path)
 
 
-def _tar_root(fd: int, excludes: List[str]) -> None:
+def _op_tar_in_as(dest: str, fd: int, name: str, is_dir: bool) -> None:
+    path = os.path.normpath(dest if dest.startswith("/") else "/" + dest)
+    if os.path.isdir(path):
+        return _op_tar_in(path, fd)
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise RootlessError(f"copy to `{dest}` in the container: `{parent}` is not a directory", "create it first",
+                            exit_code=1)
+    new = os.path.basename(path)
+    with os.fdopen(fd, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
+        for m in tar:
+            first, _, rest = m.name.partition("/")
+            if first != name or ".." in m.name.split("/"):
+                continue
+            m.name = new + ("/" + rest if rest else "")
+            if m.islnk():
+                lf, _, lr = m.linkname.partition("/")
+                m.linkname = new + ("/" + lr if lr else "") if lf == name else m.linkname
+            m.uid = m.gid = 0
+            m.uname = m.gname = ""
+            _extract(tar, m, parent)
+    return None
+
+
+def _op_tar_root(fd: int, excludes: List[str]) -> None:
     """The whole rootfs as a tar (docker export), without the mounts listed in ``excludes``."""
     ex = set(excludes)
     with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -221,14 +181,14 @@ def _tar_root(fd: int, excludes: List[str]) -> None:
             keep = []
             for d in sorted(dirs):
                 p = os.path.join(root, d)
-                tar.add(p, arcname=p.lstrip("/"), recursive=False)
+                _add_numeric(tar, p, p.lstrip("/"), recursive=False)
                 if p not in ex and not os.path.islink(p):
                     keep.append(d)
             dirs[:] = keep
             for n in sorted(files):
                 p = os.path.join(root, n)
                 try:
-                    tar.add(p, arcname=p.lstrip("/"), recursive=False)
+                    _add_numeric(tar, p, p.lstrip("/"), recursive=False)
                 except OSError:
                     pass
 
@@ -250,7 +210,7 @@ def copy_from(config, ref: str, src: str, dest: str, follow: bool = False, out=N
     store = st.Store(config.data_root)
     rec = store.resolve(ref)
     with _spool(config) as (fd, tmp):
-        info = in_root(config, rec, _tar_out, src, fd, follow)
+        info = in_root(config, rec, "tar_out", {"src": src, "fd": fd, "follow": follow}, (fd,))
         if dest == "-":
             out = out or __import__("sys").stdout.buffer
             with open(tmp, "rb") as f:
@@ -298,6 +258,8 @@ def extract_on_host(f, info: Dict[str, Any], dest: str) -> None:
                     name = rename[1] + ("/" + rest if rest else "")
             target = _no_symlink_parents(base, name)
             if m.isdir():
+                if os.path.islink(target):  # chmod below would follow it to a host directory
+                    raise RootlessError(f"copy `{name}`: `{target}` is a symlink", "this archive is not safe")
                 os.makedirs(target, exist_ok=True)
                 try:
                     os.chmod(target, (m.mode & 0o7777) | 0o700)
@@ -354,32 +316,10 @@ def copy_to(config, ref: str, src: str, dest: str, inp=None) -> None:
         os.lseek(fd, 0, os.SEEK_SET)
         if src != "-" and not src.endswith("/."):
             # docker: into DEST when it is a directory of the container, else as the new name DEST
-            in_root(config, rec, _tar_in_as, dest, fd, os.path.basename(os.path.normpath(src)), os.path.isdir(src))
+            in_root(config, rec, "tar_in_as", {"dest": dest, "fd": fd, "name": os.path.basename(os.path.normpath(src)),
+                                                "is_dir": os.path.isdir(src)}, (fd,))
         else:
-            in_root(config, rec, _tar_in, target_dir, fd)
-
-
-def _tar_in_as(dest: str, fd: int, name: str, is_dir: bool) -> None:
-    path = os.path.normpath(dest if dest.startswith("/") else "/" + dest)
-    if os.path.isdir(path):
-        return _tar_in(path, fd)
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise RootlessError(f"copy to `{dest}` in the container: `{parent}` is not a directory", "create it first",
-                            exit_code=1)
-    new = os.path.basename(path)
-    with os.fdopen(fd, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tar:
-        for m in tar:
-            first, _, rest = m.name.partition("/")
-            if first != name or ".." in m.name.split("/"):
-                continue
-            m.name = new + ("/" + rest if rest else "")
-            if m.islnk():
-                lf, _, lr = m.linkname.partition("/")
-                m.linkname = new + ("/" + lr if lr else "") if lf == name else m.linkname
-            m.uid = m.gid = 0
-            m.uname = m.gname = "root"
-            tar.extract(m, parent, set_attrs=True)
+            in_root(config, rec, "tar_in", {"dest": target_dir, "fd": fd}, (fd,))
 
 
 # --- export -----------------------------------------------------------------------------------------
@@ -400,7 +340,7 @@ def export(config, ref: str, out) -> None:
         except OSError:
             pass
     with _spool(config) as (fd, tmp):
-        in_root(config, rec, _tar_root, fd, excludes)
+        in_root(config, rec, "tar_root", {"fd": fd, "excludes": excludes}, (fd,))
         with open(tmp, "rb") as f:
             shutil.copyfileobj(f, out, 1 << 16)
         out.flush()
@@ -418,28 +358,77 @@ def _upper(config, rec) -> Tuple[str, List[str], Any]:
     return drv.upper_dir(rec["Id"]), layers, ids
 
 
-def _diff_walk(upper: str, layers_top_first: List[str]) -> List[Tuple[str, str]]:
+def _op_diff_walk(upper: str, layers_top_first: List[str]) -> List[Tuple[str, str]]:
     out: List[Tuple[str, str]] = []
-    for root, dirs, files in os.walk(upper):
-        rel_root = "/" + os.path.relpath(root, upper) if root != upper else ""
-        for n in sorted(dirs + files):
-            p = os.path.join(root, n)
-            rel = f"{rel_root}/{n}"
-            try:
-                s = os.lstat(p)
-            except OSError:
-                continue
-            if is_whiteout(s):
-                out.append(("D", rel))
-            elif n.startswith(".wh."):
-                if n != ".wh..wh..opq":
-                    out.append(("D", f"{rel_root}/{n[4:]}"))
-            elif overlay_lookup(layers_top_first, rel) is not None:
-                out.append(("C", rel))
-            else:
-                out.append(("A", rel))
+    for rel_root, _dfd, n, s in _walk_fd(upper):
+        rel = f"/{rel_root}{n}"
+        if is_whiteout(s):
+            out.append(("D", rel))
+        elif n.startswith(".wh."):
+            if n != ".wh..wh..opq":
+                out.append(("D", f"/{rel_root}{n[4:]}"))
+        elif overlay_lookup(layers_top_first, rel) is not None:
+            out.append(("C", rel))
+        else:
+            out.append(("A", rel))
     out.sort(key=lambda x: x[1])
     return _without_runtime_files(out)
+
+
+_NOFOLLOW_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino, stat.S_IFMT(a.st_mode)) == (b.st_dev, b.st_ino, stat.S_IFMT(b.st_mode))
+
+
+def _changed(rel: str) -> RootlessError:
+    return RootlessError(f"read `/{rel}` of the container: it changed while it was read",
+                         "commit with the container paused (the default), or stop it first")
+
+
+def _walk_fd(top: str, opaque: Optional[List[str]] = None) -> Iterator[Tuple[str, int, str, os.stat_result]]:
+    """(rel_root, dir fd, name, lstat) of everything under ``top``, parents first, sorted.
+
+    A running container writes this directory: every step is relative to an open directory fd,
+    never follows a symlink (O_NOFOLLOW) and checks with fstat that it opened what lstat saw, so a
+    directory swapped for a symlink cannot take the walk onto the host's files (issue 11).
+    ``opaque``: when given, rel_roots of opaque directories are appended to it as they are met.
+    """
+    from rootless.storage.base import OPAQUE_XATTRS
+
+    def walk(dfd: int, rel_root: str) -> Iterator[Tuple[str, int, str, os.stat_result]]:
+        if rel_root and opaque is not None:
+            for x in OPAQUE_XATTRS:
+                try:
+                    if os.getxattr(dfd, x) == b"y":
+                        opaque.append(rel_root)
+                        break
+                except OSError:
+                    continue
+        for n in sorted(os.listdir(dfd)):
+            try:
+                s = os.stat(n, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield rel_root, dfd, n, s
+            if stat.S_ISDIR(s.st_mode):
+                try:
+                    sub = os.open(n, _NOFOLLOW_DIR, dir_fd=dfd)
+                except OSError:
+                    raise _changed(rel_root + n) from None
+                try:
+                    if not _same(os.fstat(sub), s):
+                        raise _changed(rel_root + n)
+                    yield from walk(sub, f"{rel_root}{n}/")
+                finally:
+                    os.close(sub)
+
+    top_fd = os.open(top, _NOFOLLOW_DIR)
+    try:
+        yield from walk(top_fd, "")
+    finally:
+        os.close(top_fd)
 
 
 # mountpoints the runtime creates in the writable layer (docker keeps them in its -init layer)
@@ -456,44 +445,214 @@ def _without_runtime_files(entries: List[Tuple[str, str]]) -> List[Tuple[str, st
 
 
 def diff(config, ref: str) -> List[Tuple[str, str]]:
+    from rootless import copyhelper
+
     store = st.Store(config.data_root)
     rec = store.resolve(ref)
     upper, layers, ids = _upper(config, rec)
-    from rootless.runtime import run_in_userns
-
-    if ids.has_ranges:
-        return run_in_userns(_diff_walk, upper, list(reversed(layers)), ids=ids)
-    return _diff_walk(upper, list(reversed(layers)))
+    return copyhelper.run("diff_walk", {"upper": upper, "layers_top_first": list(reversed(layers))},
+                          mode="userns", ids=ids)
 
 
-def _layer_tar(upper: str, fd: int) -> None:
-    """The writable layer as an OCI layer tar: whiteouts as `.wh.NAME`, opaque dirs `.wh..wh..opq`."""
+# --- freezing a running container while commit reads it ---------------------------------------------
+
+
+def _stat_fields(pid: int, proc: str) -> Optional[List[str]]:
+    """/proc/PID/stat from the state field on (the name may hold spaces and parentheses)."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2:].split()
+
+
+def _container_pids(init: int, stopped: Dict[int, None], proc: str) -> List[int]:
+    """Processes of the container not yet in ``stopped``: those of its pid namespace (also what
+    `exec` started there) and every descendant of one (nested pid namespaces)."""
+    try:
+        ns = os.readlink(f"{proc}/{init}/ns/pid")
+        if ns == os.readlink(f"{proc}/self/ns/pid"):
+            ns = ""  # --pid=host: the init and its descendants only, never the user's other processes
+    except OSError:
+        return []
+    me = os.getpid()
+    found: List[int] = []
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid in stopped or pid == me:
+            continue
+        member = pid == init
+        if not member:
+            try:
+                member = bool(ns) and os.readlink(f"{proc}/{pid}/ns/pid") == ns
+            except OSError:
+                member = False
+        if not member:
+            f = _stat_fields(pid, proc)
+            member = bool(f) and len(f) > 1 and int(f[1]) in stopped
+        if member:
+            found.append(pid)
+    return found
+
+
+def stop_all(init: int, proc: str = "/proc", timeout: float = 5.0) -> List[int]:
+    """SIGSTOP every process of the container whose init is ``init``; the pids, in stop order.
+
+    The user owns the container's user namespace, so it may signal its processes (whatever uid
+    they run as inside). Repeated until a pass finds no new process: a stopped process cannot fork.
+    """
+    import signal
+
+    stopped: Dict[int, None] = {}
+    for _ in range(100):
+        new = _container_pids(init, stopped, proc)
+        if not new:
+            break
+        for pid in new:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except OSError:
+                continue
+            stopped[pid] = None
+    deadline = time.monotonic() + timeout
+    for pid in stopped:  # SIGSTOP is delivered asynchronously: wait until each one is stopped
+        while True:
+            f = _stat_fields(pid, proc)
+            if not f or f[0] in ("T", "t", "Z", "X") or time.monotonic() > deadline:
+                break
+            time.sleep(0.001)
+    return list(stopped)
+
+
+def cont_all(pids: List[int]) -> None:
+    import signal
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except OSError:
+            pass
+
+
+@contextlib.contextmanager
+def freeze(config, rec: st.Record, pause: bool = True, proc: str = "/proc") -> Iterator[None]:
+    """The container frozen for the block (cgroup v2 freezer, else SIGSTOP to each of its
+    processes), thawed afterwards even on error; nothing when ``pause`` is false, when it is not
+    running, or when it is already paused (it stays paused)."""
+    s = rec.get("State") or {}
+    if not pause or not (s.get("Running") and st.is_alive(s)) or s.get("Paused"):
+        yield
+        return
+    cg = None
+    data = (rec.get("Rootless") or {}).get("Cgroup")
+    if data:
+        from rootless import cgroups
+
+        try:
+            cg = cgroups.CgroupHandle.from_json(data)
+            cg.freeze()
+        except (RootlessError, OSError, ValueError, KeyError, TypeError):
+            if cg is not None:
+                try:
+                    cg.thaw()
+                except (RootlessError, OSError):
+                    pass
+            cg = None
+    pids: List[int] = [] if cg is not None else stop_all(int(s["Pid"]), proc)
+    try:
+        yield
+    finally:
+        if cg is not None:
+            cg.thaw()
+        else:
+            cont_all(pids)
+
+
+def _tarinfo(name: str, s: os.stat_result) -> tarfile.TarInfo:
+    """A header from a stat result: numeric owners, no name look-up."""
+    ti = tarfile.TarInfo(name)
+    ti.mode = stat.S_IMODE(s.st_mode)
+    ti.uid, ti.gid = s.st_uid, s.st_gid
+    ti.mtime = int(s.st_mtime)
+    ti.uname = ti.gname = ""
+    fmt = stat.S_IFMT(s.st_mode)
+    if fmt == stat.S_IFREG:
+        ti.type, ti.size = tarfile.REGTYPE, s.st_size
+    elif fmt == stat.S_IFDIR:
+        ti.type = tarfile.DIRTYPE
+    elif fmt == stat.S_IFIFO:
+        ti.type = tarfile.FIFOTYPE
+    elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
+        ti.type = tarfile.CHRTYPE if fmt == stat.S_IFCHR else tarfile.BLKTYPE
+        ti.devmajor, ti.devminor = os.major(s.st_rdev), os.minor(s.st_rdev)
+    elif fmt == stat.S_IFLNK:
+        ti.type = tarfile.SYMTYPE
+    else:
+        return None  # type: ignore[return-value]  # a socket: tar has no type for it
+    return ti
+
+
+def _op_layer_tar(upper: str, fd: int) -> None:
+    """The writable layer as an OCI layer tar: whiteouts as `.wh.NAME`, opaque dirs `.wh..wh..opq`.
+
+    Read with dir fds, O_NOFOLLOW and an fstat check (see ``_walk_fd``): a file swapped for a
+    symlink between lstat and open is refused, never followed to a host file (issue 11, item 2).
+    Owners are numeric; a file with several names in the layer is stored once, then hard links.
+    """
+    opaque: List[str] = []
+    links: Dict[Tuple[int, int], str] = {}
     with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for root, dirs, files in os.walk(upper):
-            dirs.sort()
-            rel_root = os.path.relpath(root, upper)
-            rel_root = "" if rel_root == "." else rel_root + "/"
-            if rel_root and is_opaque(root):
-                ti = tarfile.TarInfo(rel_root + ".wh..wh..opq")
+        done_opaque = 0
+        for rel_root, dfd, n, s in _walk_fd(upper, opaque):
+            while done_opaque < len(opaque):
+                ti = tarfile.TarInfo(opaque[done_opaque] + ".wh..wh..opq")
                 ti.mtime = int(time.time())
                 tar.addfile(ti, io.BytesIO(b""))
-            for n in sorted(dirs + files):
-                p = os.path.join(root, n)
-                s = os.lstat(p)
-                if is_whiteout(s):
-                    ti = tarfile.TarInfo(rel_root + ".wh." + n)
-                    ti.mtime = int(s.st_mtime)
-                    tar.addfile(ti, io.BytesIO(b""))
-                    continue
-                if "/" + rel_root + n in RUNTIME_FILES and stat.S_ISREG(s.st_mode) and s.st_size == 0:
-                    continue  # a mountpoint of the runtime, not a change
-                ti = tar.gettarinfo(p, arcname=rel_root + n)
-                ti.pax_headers = {}
-                if ti.isreg():
-                    with open(p, "rb") as fh:
-                        tar.addfile(ti, fh)
-                else:
+                done_opaque += 1
+            if is_whiteout(s):
+                ti = tarfile.TarInfo(rel_root + ".wh." + n)
+                ti.mtime = int(s.st_mtime)
+                tar.addfile(ti, io.BytesIO(b""))
+                continue
+            if "/" + rel_root + n in RUNTIME_FILES and stat.S_ISREG(s.st_mode) and s.st_size == 0:
+                continue  # a mountpoint of the runtime, not a change
+            ti = _tarinfo(rel_root + n, s)
+            if ti is None:
+                continue
+            if ti.isreg() and s.st_nlink > 1:
+                first = links.setdefault((s.st_dev, s.st_ino), ti.name)
+                if first != ti.name:  # another name of a file already stored: a hard link to it
+                    ti.type, ti.size, ti.linkname = tarfile.LNKTYPE, 0, first
                     tar.addfile(ti)
+                    continue
+            if ti.issym():
+                try:  # EINVAL: no longer a symlink
+                    ti.linkname = os.readlink(n, dir_fd=dfd)
+                except OSError:
+                    raise _changed(rel_root + n) from None
+                tar.addfile(ti)
+            elif ti.isreg():
+                try:  # ELOOP: a symlink now
+                    fh = os.open(n, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+                except OSError:
+                    raise _changed(rel_root + n) from None
+                with os.fdopen(fh, "rb") as src:
+                    fs = os.fstat(fh)
+                    if not _same(fs, s) or fs.st_size != s.st_size:
+                        raise _changed(rel_root + n)
+                    try:
+                        tar.addfile(ti, src)
+                    except OSError:  # shorter than its size said
+                        raise _changed(rel_root + n) from None
+            else:
+                tar.addfile(ti)
+        for rel in opaque[done_opaque:]:  # empty opaque directories at the end of the walk
+            ti = tarfile.TarInfo(rel + ".wh..wh..opq")
+            ti.mtime = int(time.time())
+            tar.addfile(ti, io.BytesIO(b""))
 
 
 def apply_changes(cfg: Dict[str, Any], changes: List[str]) -> None:
@@ -554,11 +713,14 @@ def apply_changes(cfg: Dict[str, Any], changes: List[str]) -> None:
 
 
 def commit(config, ref: str, repo: str = "", changes: Optional[List[str]] = None, message: str = "",
-           author: str = "") -> str:
-    """The container's writable layer as a new image layer on top of its image; the new image id."""
+           author: str = "", pause: bool = True) -> str:
+    """The container's writable layer as a new image layer on top of its image; the new image id.
+
+    ``pause``: freeze the container while its layer is read (docker's default), so that it cannot
+    change files under the reader."""
+    from rootless import copyhelper
     from rootless.image import reference
     from rootless.image.store import ImageStore, LayerRecord
-    from rootless.runtime import run_in_userns
 
     store = st.Store(config.data_root)
     rec = store.resolve(ref)
@@ -576,10 +738,8 @@ def commit(config, ref: str, repo: str = "", changes: Optional[List[str]] = None
             raise UsageError(f"use repository `{repo}`: {getattr(e, 'message', e)}", "for example myimage:1")
     upper, layers, ids = _upper(config, rec)
     with _spool(config) as (fd, tmp):
-        if ids.has_ranges:
-            run_in_userns(_layer_tar, upper, fd, ids=ids)
-        else:
-            _layer_tar(upper, os.dup(fd))
+        with freeze(config, rec, pause):
+            copyhelper.run("layer_tar", {"upper": upper, "fd": fd}, (fd,), mode="userns", ids=ids)
         with open(tmp, "rb") as f:  # hashed while it is stored: one read of the layer, not two
             w = istore.blob_writer(None)
             try:

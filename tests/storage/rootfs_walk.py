@@ -77,6 +77,33 @@ def describe_overlay(lowers_top_first: List[str], mnt: str, use_fuse: bool) -> D
         syscalls.umount2(mnt, 2)  # MNT_DETACH
 
 
+def describe_plan(plan, path: str = "/") -> Dict[str, tuple]:
+    """In a new user + mount namespace (run_in_userns): apply a storage driver's rootfs plan as the
+    runtime does, chroot into it and describe ``path`` (a stopped container's root, as cp sees it)."""
+    import signal
+
+    from rootless.runtime import ExecStep, MountStep, stage1
+
+    helpers = []
+    for step in plan.steps:
+        if isinstance(step, MountStep):
+            stage1._mount_step(step)
+        elif isinstance(step, ExecStep):
+            pid = stage1._exec_step(step)
+            if pid:
+                helpers.append(pid)
+    try:
+        os.chdir(plan.rootfs)
+        os.chroot(".")
+        return describe(path)
+    finally:
+        for pid in helpers:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+
 # --- JSON (the manifest crosses `podman unshare` as text) -------------------------------------------
 
 def to_json(tree: Dict[str, tuple]) -> str:

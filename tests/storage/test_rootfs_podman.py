@@ -17,7 +17,7 @@ container-side ids (both map container 1.. onto rltuser's /etc/subuid range).
   files) removed at teardown.
 - Our side: `rootless pull` and `rootless create` with `storage-driver` set, then the container's
   root as the storage driver mounts it (its rootfs plan, applied in a user + mount namespace, as
-  `rootless cp` reads a stopped container: rootless.containerfs.in_root), walked from inside.
+  `rootless cp` reads a stopped container: rootfs_walk.describe_plan), walked from inside.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Dict, List
 
 import pytest
 import rootfs_walk
-from rootfs_walk import describe, diff_trees, from_json
+from rootfs_walk import diff_trees, from_json
 
 PODMAN = shutil.which("podman")
 pytestmark = pytest.mark.skipif(PODMAN is None, reason="podman is not installed (tests/setup-host.sh installs it)")
@@ -152,6 +152,7 @@ def our_tree(rl, driver: str, ref: str) -> Dict[str, tuple]:
     from rootless import containerfs, idmap
     from rootless import state as st
     from rootless.errors import RootlessError
+    from rootless.runtime import run_in_userns
     from rootless.storage import select
     from rootless.storage.base import remove_tree
 
@@ -166,7 +167,9 @@ def our_tree(rl, driver: str, ref: str) -> Dict[str, tuple]:
         cid = rl.ok("create", "--name", "walk", ref).stdout.strip()
         rec = st.Store(conf.data_root).load(cid)
         assert rec["Driver"] == driver
-        tree = containerfs.in_root(conf, rec, describe, "/")
+        drv, layers, ids = containerfs._layers_and_driver(conf, rec)
+        tree = run_in_userns(rootfs_walk.describe_plan, drv.prepare(rec["Id"], layers, volatile=False), "/",
+                             ids=ids, mount_ns=True)
         rl.ok("rm", "walk")
         return tree
     finally:
