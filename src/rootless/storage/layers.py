@@ -67,7 +67,7 @@ def chain_hex(chain_id: str) -> str:
 class LayerStore:
     """Unpacked layers of one format (``overlay`` or ``vfs``) under ``data_root``."""
 
-    def __init__(self, data_root: str, fmt: str, ids: Optional[UserIds] = None):
+    def __init__(self, data_root: str, fmt: str, ids: Optional[UserIds] = None, max_layer_size: int = 0):
         if fmt not in FORMATS:
             raise RootlessError(f"open layer store: unknown layer format `{fmt}`", "use `overlay` or `vfs`")
         self.data_root = data_root
@@ -75,6 +75,7 @@ class LayerStore:
         self.base = os.path.join(data_root, fmt, "layers")
         self.meta_dir = os.path.join(data_root, fmt, "layers-meta")
         self._ids = ids
+        self.max_layer_size = max_layer_size  # bytes of uncompressed tar per layer; 0: no limit
 
     @property
     def ids(self) -> UserIds:
@@ -165,7 +166,7 @@ class LayerStore:
 
             res, size = run_in_userns(
                 _build, tmp, self.fmt, parent_path, layer_file, media_type, layer_digest,
-                idmap.max_id(maps_u), idmap.max_id(maps_g), stale, ids=ids,
+                idmap.max_id(maps_u), idmap.max_id(maps_g), stale, self.max_layer_size, ids=ids,
             )
             seconds = time.monotonic() - t0
             meta = {
@@ -267,7 +268,8 @@ def _measure(path: str) -> int:
 
 
 def _build(tmp: str, fmt: str, parent_path: Optional[str], layer_file: str, media_type: str,
-           layer_digest: str, max_uid: int, max_gid: int, stale: List[str]) -> Tuple[_unpack.UnpackResult, int]:
+           layer_digest: str, max_uid: int, max_gid: int, stale: List[str],
+           max_size: int = 0) -> Tuple[_unpack.UnpackResult, int]:
     """Make ``tmp`` (the layer's future directory) and unpack into it; on error remove it."""
     _remove_all(stale + [tmp])
     try:
@@ -282,7 +284,7 @@ def _build(tmp: str, fmt: str, parent_path: Optional[str], layer_file: str, medi
             else:
                 os.mkdir(tmp, 0o755)
         res = _unpack.unpack(layer_file, media_type, dest, "overlay" if fmt == "overlay" else "vfs",
-                             layer_digest, chown=True, max_uid=max_uid, max_gid=max_gid)
+                             layer_digest, chown=True, max_uid=max_uid, max_gid=max_gid, max_size=max_size)
         return res, _unpack.tree_size(dest)
     except BaseException:
         _unpack.rmtree(tmp)
