@@ -303,6 +303,7 @@ class Puller:
         if unpack:
             fmt = _choose_fmt(self.config)
             layer_store = _layer_store(self.config, fmt)
+            layer_store.sweep()  # leftovers of killed pulls (a .tmp- layer may be gigabytes)
         from rootless.image.store import chain_ids as _chains
 
         chains = _chains(diff_ids)

@@ -39,6 +39,7 @@ from rootless.image import unpack as _unpack
 FORMATS = ("overlay", "vfs")
 _CHAIN_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+_LEFTOVER_RE = re.compile(r"^\.(tmp|del)-([0-9a-f]{64})-([0-9]+)$")
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,51 @@ class LayerStore:
             elif n.startswith(".del-") and not _pid_alive(n.rsplit("-", 1)[-1]):
                 out.append(os.path.join(self.base, n))
         return out
+
+    def sweep(self) -> int:
+        """Remove what killed unpacks and removals left in this store; returns how many.
+
+        Only our own names (``.tmp-<hex>-<pid>``, ``.del-<hex>-<pid>``) directly in this store's
+        ``layers`` folder. A ``.tmp-`` one goes only while we hold its layer's lock without
+        waiting: a live unpack holds that lock (and its child inherits it) for as long as it
+        writes, and the kernel drops it when a kill -9 ends them. A ``.del-`` one goes when its
+        process is gone, as in ``create()``."""
+        try:
+            names = os.listdir(self.base)
+        except FileNotFoundError:
+            return 0
+        by_hex: dict = {}
+        dels = []
+        for n in names:
+            m = _LEFTOVER_RE.match(n)
+            if not m:
+                continue
+            if m.group(1) == "tmp":
+                by_hex.setdefault(m.group(2), []).append(n)
+            elif not _pid_alive(m.group(3)):
+                dels.append(n)
+        if not by_hex and not dels:
+            return 0
+        held: List[int] = []
+        targets = [os.path.join(self.base, n) for n in dels]
+        try:
+            for hexd, tmps in sorted(by_hex.items()):
+                fd = os.open(os.path.join(self.base, f".lock-{hexd}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)  # an unpack of this layer is running: its .tmp- is alive
+                    continue
+                held.append(fd)
+                targets += [os.path.join(self.base, n) for n in tmps]
+            if targets:
+                from rootless.runtime.userns import run_in_userns
+
+                run_in_userns(_remove_all, targets, ids=self.ids)
+        finally:
+            for fd in held:
+                os.close(fd)
+        return len(targets)
 
     # -- remove -----------------------------------------------------------------------------
 
