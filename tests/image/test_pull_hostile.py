@@ -110,9 +110,66 @@ def test_max_layer_size_also_bounds_the_unpack(rl, registry, push_layer_image):
 
 
 def test_max_layer_size_config_is_validated(rl):
+    rl.write_config('max-layer-size = "10GB"\n')
+    rl.ok("images")
     rl.write_config('max-layer-size = "lots"\n')
     r = rl("images")
     assert r.returncode != 0 and r.stderr.startswith("error: ") and "max-layer-size" in r.stderr, str(r)
+
+
+@pytest.fixture
+def bomb_manifest_registry():
+    """A hostile registry on loopback: its manifest is 1 GiB of JSON whitespace, sent as ~1 MB
+    with Content-Encoding: gzip (requests would inflate it whole into memory)."""
+    import threading
+    import zlib
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b" " * (1 << 20)
+    body = b"".join([co.compress(chunk) for _ in range(1024)] + [co.flush()])
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.path == "/v2/":
+                data, headers = b"{}", {"Content-Type": "application/json"}
+            elif self.path.startswith("/v2/bomb/manifests/"):
+                data, headers = body, {"Content-Type": "application/vnd.oci.image.manifest.v1+json",
+                                       "Content-Encoding": "gzip"}
+            else:
+                data, headers = b'{"errors":[{"code":"NOT_FOUND","message":"no"}]}', {}
+                self.send_response(404)
+            if self.path == "/v2/" or self.path.startswith("/v2/bomb/manifests/"):
+                self.send_response(200)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            try:
+                self.wfile.write(data)
+            except OSError:
+                pass
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_manifest_bomb_is_refused_with_bounded_memory(rl, bomb_manifest_registry):
+    host = bomb_manifest_registry
+    rl.write_config(f'insecure-registries = ["{host}"]\n')
+    env = dict(rl.env, ROOTLESS_WARM="0")
+    rc, out, err, rss = peak_rss_kib(rl.argv("pull", f"{host}/bomb:latest"), env, timeout=BOMB_TIMEOUT)
+    assert rc == 125 and "Traceback" not in err, err
+    assert err.startswith("error: ") and "\nhint: " in err, err
+    assert "larger than 4096 KiB" in err, err
+    assert rss < RSS_LIMIT_KIB, f"peak RSS {rss / 1024:.0f} MiB"
 
 
 def _pax_bomb_layer(path: str, header_size: int) -> None:
