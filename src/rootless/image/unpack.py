@@ -89,6 +89,7 @@ class UnpackResult:
     data_bytes: int
     tar_bytes: int
     notes: Tuple[str, ...] = ()
+    diff_id: str = ""  # sha256 of the whole uncompressed tar stream
 
 
 @dataclass
@@ -131,6 +132,10 @@ class _Forward:
         self.pos = 0
         self.limit = limit  # max-layer-size: bytes of tar we accept (0: no limit)
         self.layer_digest = layer_digest
+        import hashlib
+
+        self.hasher = hashlib.sha256()  # the diff_id, as the tar goes by
+        self.raw_count = 0
 
     @property
     def count(self) -> int:
@@ -170,9 +175,14 @@ class _Forward:
         need = size - avail
         self.buf, self.off = b"", 0
         while need > 0:
-            chunk = self.raw.read(max(need, _CHUNK) if need < _CHUNK else need)
+            chunk = self.raw.read(min(max(need, _CHUNK), 16 * _CHUNK))
             if not chunk:
                 break
+            # every byte of the stream passes here once: count it, hash it (the diff_id)
+            self.raw_count += len(chunk)
+            if self.limit and self.raw_count > self.limit:
+                raise layer_too_big(self.layer_digest, self.limit)
+            self.hasher.update(chunk)
             if len(chunk) > need:
                 parts.append(chunk[:need])
                 self.buf, self.off = chunk, need
@@ -182,23 +192,25 @@ class _Forward:
                 need -= len(chunk)
         out = b"".join(parts) if len(parts) != 1 else parts[0]
         self.pos += len(out)
-        if self.limit and self.pos > self.limit:
-            raise layer_too_big(self.layer_digest, self.limit)
         return out
 
 
 # Inflate in bounded steps: a 2 MB gzip member of zeros inflates to 2 GiB, and zlib's
 # ``decompress(data)`` without ``max_length`` returns all of it at once (the issue 11 bomb).
-_IN_CHUNK = 1 << 18
+_IN_CHUNK = 1 << 16  # small: zlib copies the unused input (unconsumed_tail) at every call
 # Tar metadata tarfile reads whole into memory (PAX headers, GNU long names) is capped; real ones
 # are a few hundred bytes (xattrs make them a few KiB).
 MAX_TAR_META = 1 << 20
 MAX_GLOBAL_PAX_KEYS = 1024
 
 
+class LayerTooBig(ImageError):
+    """A layer whose uncompressed tar is larger than ``max-layer-size`` allows."""
+
+
 def layer_too_big(layer_digest: str, limit: int) -> ImageError:
     """The error for a layer whose uncompressed tar is larger than ``max-layer-size`` allows."""
-    return ImageError(
+    return LayerTooBig(
         f"unpack layer `{layer_digest}`: uncompressed size exceeds max-layer-size ({_human(limit)})",
         "the layer may be a decompression bomb; if you trust the image, raise `max-layer-size` in "
         "daemon.toml (e.g. max-layer-size = \"200g\", or 0 for no limit) and pull again")
@@ -521,6 +533,8 @@ class Unpacker:
         self.root_fd = os.open(dest, _O_DIR)
         self._dirs: Dict[Tuple[str, ...], int] = {}
         self._deferred: Dict[Tuple[str, ...], Tuple[int, int, int, int]] = {}
+        # What this layer wrote: only vfs reads it (an opaque dir keeps these, drops the rest),
+        # so overlay does not keep it; memory then grows with directories, not with entries.
         self._unpacked: Set[Tuple[str, ...]] = set()
         self._xwhiteout_dirs: Set[Tuple[str, ...]] = set()
         self._skipped: Set[Tuple[str, ...]] = set()  # device nodes not created
@@ -529,6 +543,10 @@ class Unpacker:
         self._whiteout_fallback: Optional[str] = None
         if not self.chown:
             self.notes.add("not root in a user namespace: files belong to you, image owners are not kept")
+
+    def _mark(self, parts: Tuple[str, ...]) -> None:
+        if self.fmt == VFS:
+            self._unpacked.add(parts)
 
     # -- fd bookkeeping ---------------------------------------------------------------------
 
@@ -564,7 +582,7 @@ class Unpacker:
             if not create:
                 raise
             os.mkdir(name, 0o755, dir_fd=pfd)
-            self._unpacked.add(parts)
+            self._mark(parts)
             fd = os.open(name, _O_PATHDIR, dir_fd=pfd)
         except OSError as e:
             if e.errno in (errno.ELOOP, errno.ENOTDIR):
@@ -679,7 +697,7 @@ class Unpacker:
             self._skipped.add(parts)
             return
         pfd = self._dir_fd(parent)
-        self._unpacked.add(parts)
+        self._mark(parts)
         if ti.isdir():
             self._make_dir(pfd, parts, ti)
         elif ti.isreg():
@@ -829,7 +847,7 @@ class Unpacker:
         if base == WHITEOUT_OPAQUE:
             if self.fmt == OVERLAY:
                 self._dir_fd(parent)
-                self._unpacked.add(parent)
+                self._mark(parent)
                 fd = self._open_dir(parent)
                 try:
                     os.setxattr(fd, OPAQUE_XATTR, b"y")
@@ -857,7 +875,7 @@ class Unpacker:
             self._remove(pfd, parent, target)
             return
         pfd = self._dir_fd(parent)
-        self._unpacked.add(parent + (target,))
+        self._mark(parent + (target,))
         self._remove(pfd, parent, target)
         if self._whiteout_fallback is None:
             try:
@@ -967,8 +985,8 @@ class Unpacker:
         pfd = self._dir_fd(parts[:-1], create=False)
         return os.open(parts[-1], _O_DIR, dir_fd=pfd)
 
-    def result(self, tar_bytes: int) -> UnpackResult:
-        return UnpackResult(self.entries, self.data_bytes, tar_bytes, self.notes.render())
+    def result(self, tar_bytes: int, diff_id: str = "") -> UnpackResult:
+        return UnpackResult(self.entries, self.data_bytes, tar_bytes, self.notes.render(), diff_id)
 
 
 def rmtree_at(pfd: int, name: str) -> None:
@@ -1056,7 +1074,7 @@ def unpack(layer_file: str, media_type: str, dest: str, fmt: str, layer_digest: 
     finally:
         u.close()
         ls.close(ok)
-    return u.result(stream.count)
+    return u.result(stream.count, "sha256:" + stream.hasher.hexdigest())
 
 
 def tree_size(path: str) -> int:

@@ -52,6 +52,7 @@ class LayerInfo:
     tar_bytes: int
     seconds: float
     notes: Tuple[str, ...]
+    diff_id: str = ""  # sha256 of the layer's uncompressed tar, computed while unpacking
 
 
 def chain_hex(chain_id: str) -> str:
@@ -132,7 +133,8 @@ class LayerStore:
     # -- create -----------------------------------------------------------------------------
 
     def create(self, chain_id: str, parent_chain_id: Optional[str], layer_file: str, media_type: str,
-               layer_digest: str, ids: Optional[UserIds] = None) -> Optional[LayerInfo]:
+               layer_digest: str, ids: Optional[UserIds] = None,
+               expect_diff_id: Optional[str] = None) -> Optional[LayerInfo]:
         """Unpack ``layer_file`` as layer ``chain_id`` on top of ``parent_chain_id``.
 
         Idempotent (returns None when the layer is already there) and atomic. Returns what the
@@ -167,9 +169,13 @@ class LayerStore:
 
             res, size = run_in_userns(
                 _build, tmp, self.fmt, parent_path, layer_file, media_type, layer_digest,
-                idmap.max_id(maps_u), idmap.max_id(maps_g), stale, self.max_layer_size, ids=ids,
+                idmap.max_id(maps_u), idmap.max_id(maps_g), stale, self.max_layer_size, expect_diff_id or "",
+                ids=ids,
             )
             seconds = time.monotonic() - t0
+            if expect_diff_id and res.diff_id != expect_diff_id:
+                # the child removed its directory; the caller raises with the image's name
+                return LayerInfo(chain_id, -1, res.entries, res.tar_bytes, seconds, res.notes, res.diff_id)
             meta = {
                 "chain_id": chain_id,
                 "parent": parent_chain_id or "",
@@ -190,7 +196,7 @@ class LayerStore:
                 raise ImageError(f"store layer `{layer_digest}` at `{final}`: {e.strerror}",
                                  "check the permissions of the data-root")
             paths.fsync_dir(self.base)
-        return LayerInfo(chain_id, size, res.entries, res.tar_bytes, seconds, res.notes)
+        return LayerInfo(chain_id, size, res.entries, res.tar_bytes, seconds, res.notes, res.diff_id)
 
     def _stale(self, hexd: str) -> List[str]:
         """Leftovers of killed unpacks of this layer (we hold its lock), and of killed removals."""
@@ -315,7 +321,7 @@ def _measure(path: str) -> int:
 
 def _build(tmp: str, fmt: str, parent_path: Optional[str], layer_file: str, media_type: str,
            layer_digest: str, max_uid: int, max_gid: int, stale: List[str],
-           max_size: int = 0) -> Tuple[_unpack.UnpackResult, int]:
+           max_size: int = 0, expect_diff_id: str = "") -> Tuple[_unpack.UnpackResult, int]:
     """Make ``tmp`` (the layer's future directory) and unpack into it; on error remove it."""
     _remove_all(stale + [tmp])
     try:
@@ -331,6 +337,10 @@ def _build(tmp: str, fmt: str, parent_path: Optional[str], layer_file: str, medi
                 os.mkdir(tmp, 0o755)
         res = _unpack.unpack(layer_file, media_type, dest, "overlay" if fmt == "overlay" else "vfs",
                              layer_digest, chown=True, max_uid=max_uid, max_gid=max_gid, max_size=max_size)
+        if expect_diff_id and res.diff_id != expect_diff_id:
+            # not kept: the caller reports the mismatch (it knows the image's name)
+            _unpack.rmtree(tmp)
+            return res, -1
         return res, _unpack.tree_size(dest)
     except BaseException:
         _unpack.rmtree(tmp)
