@@ -261,3 +261,19 @@ def test_killed_unpack_leaves_no_partial_layer(rl, registry, zero_bomb, busybox_
     rl.ok("pull", "-q", busybox_image.ref)
     assert [n for n in layer_dirs(rl) if "/.tmp-" in n] == []
     assert rl.ok("images", "-q", "--no-trunc").stdout.strip() == busybox_image.config_digest
+
+
+def test_layer_that_is_not_its_diff_id_is_not_kept(rl, registry, zero_bomb):
+    """The diff_id is now checked while the layer unpacks (one inflate, not two): a layer whose tar
+    is not what the config says is refused, and its unpacked directory is not kept."""
+    import dataclasses
+
+    bomb = dataclasses.replace(zero_bomb(1 << 20), diff_id="sha256:" + "0" * 64)
+    pushed = push_bomb(registry, "liar", bomb)
+    insecure(rl, registry)
+    r = rl("pull", pushed.ref)
+    assert r.returncode == 125 and "Traceback" not in r.stderr, str(r)
+    assert f"layer `{pushed.layer_digest}` uncompresses to `sha256:" in r.stderr, str(r)
+    assert "but the image config says `sha256:" + "0" * 64 in r.stderr and "\nhint: " in r.stderr, str(r)
+    assert rl.ok("images", "-q").stdout == ""
+    assert layer_dirs(rl) == []
