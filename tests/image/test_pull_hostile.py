@@ -277,3 +277,23 @@ def test_layer_that_is_not_its_diff_id_is_not_kept(rl, registry, zero_bomb):
     assert "but the image config says `sha256:" + "0" * 64 in r.stderr and "\nhint: " in r.stderr, str(r)
     assert rl.ok("images", "-q").stdout == ""
     assert layer_dirs(rl) == []
+
+
+def test_inflate_gzip_is_bounded_and_exact():
+    """The shared inflater: members concatenated, zero padding accepted, truncation refused, and no
+    piece larger than asked, whatever the ratio (64 MiB of zeros from 64 KB)."""
+    import io
+    import zlib
+
+    from rootless.image.unpack import inflate_gzip
+
+    data = os.urandom(300_000) + b"x" * 700_000
+    blob = gzip.compress(data[:400_000]) + gzip.compress(data[400_000:]) + b"\0" * 700
+    assert b"".join(inflate_gzip(io.BytesIO(blob).read, 4096)) == data
+    with pytest.raises(OSError, match="ended before"):
+        b"".join(inflate_gzip(io.BytesIO(blob[:-800]).read))
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = b"".join([co.compress(bytes(1 << 20)) for _ in range(64)] + [co.flush()])
+    assert len(bomb) < 100_000
+    sizes = [len(b) for b in inflate_gzip(io.BytesIO(bomb).read, 1 << 20)]
+    assert sum(sizes) == 64 << 20 and max(sizes) <= 1 << 20
