@@ -174,6 +174,7 @@ SCHEMA: Dict[str, Tuple[str, Callable[[Any], Any]]] = {
     "network-mode": ("network_mode", _choice("slirp4netns", "helper", "none", "host")),
     "port-driver": ("port_driver", _choice("builtin", "slirp4netns")),
     "helper-socket": ("helper_socket", _str),
+    "max-layer-size": ("max_layer_size", _size),
 }
 
 
@@ -214,6 +215,15 @@ class Config:
     network_mode: str = "slirp4netns"
     port_driver: str = "builtin"
     helper_socket: str = "/run/rootless-helper.sock"
+    # The largest uncompressed tar a pulled layer may have ("0": no limit). 64 GiB is above any
+    # real layer seen (the largest ML images have layers of 10-20 GB), and stops a decompression
+    # bomb before it fills a common disk; inflating is bounded in memory and linear either way.
+    max_layer_size: str = "64g"
+
+    @property
+    def max_layer_bytes(self) -> int:
+        """max-layer-size in bytes; 0 means no limit."""
+        return parse_size(str(self.max_layer_size))
 
     @property
     def debug_enabled(self) -> bool:

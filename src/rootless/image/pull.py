@@ -19,6 +19,7 @@ from rootless.image import manifest as mf
 from rootless.image import reference
 from rootless.image.progress import Progress
 from rootless.image.store import DigestMismatch, Image, ImageStore, LayerRecord
+from rootless.image.unpack import LayerTooBig, layer_too_big
 
 CHUNK = 1 << 20
 
@@ -41,8 +42,22 @@ def zstd_missing_error(media_type: str) -> ImageError:
     )
 
 
-def uncompressed_chunks(path: str, media_type: str, chunk: int = CHUNK) -> Iterator[bytes]:
-    """The uncompressed tar of a stored layer blob, in chunks (gzip, zstd or none)."""
+def uncompressed_chunks(path: str, media_type: str, chunk: int = CHUNK, limit: int = 0,
+                        layer_digest: str = "") -> Iterator[bytes]:
+    """The uncompressed tar of a stored layer blob, in chunks of at most ``chunk`` bytes (gzip,
+    zstd or none); memory stays bounded whatever the ratio. ``limit`` (max-layer-size; 0: none):
+    ImageError once more than that many bytes came out."""
+    from rootless.image.unpack import layer_too_big
+
+    total = 0
+    for b in _raw_uncompressed_chunks(path, media_type, chunk):
+        total += len(b)
+        if limit and total > limit:
+            raise layer_too_big(layer_digest or "sha256:" + os.path.basename(path), limit)
+        yield b
+
+
+def _raw_uncompressed_chunks(path: str, media_type: str, chunk: int) -> Iterator[bytes]:
     comp = mf.compression_of(media_type)
     if comp == "none":
         with open(path, "rb") as f:
@@ -52,36 +67,37 @@ def uncompressed_chunks(path: str, media_type: str, chunk: int = CHUNK) -> Itera
                     return
                 yield b
     elif comp == "gzip":
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        from rootless.image.unpack import inflate_gzip
+
         with open(path, "rb") as f:
-            while True:
-                b = f.read(chunk)
-                if not b:
-                    break
-                while b:
-                    out = d.decompress(b)
-                    if out:
-                        yield out
-                    if d.eof:
-                        b = d.unused_data  # another gzip member follows
-                        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                        if not b:
-                            break
-                    else:
-                        b = b""
-            tail = d.flush()
-            if tail:
-                yield tail
+            try:
+                yield from inflate_gzip(f.read, chunk)
+            except OSError as e:
+                if e.errno is not None:
+                    raise
+                raise zlib.error(str(e))
     else:
         z = _zstd_module()
         if z is not None:
             dec = z.ZstdDecompressor()
             with open(path, "rb") as f:
+                pending = b""  # input not given to ``dec`` yet
+                fed = False
                 while True:
-                    b = f.read(chunk)
-                    if not b:
-                        return
-                    out = dec.decompress(b)
+                    if dec.eof:  # another frame may follow: zstd frames may be concatenated
+                        pending = dec.unused_data or f.read(chunk)
+                        if not pending:
+                            return
+                        dec = z.ZstdDecompressor()
+                    elif dec.needs_input and not pending:
+                        pending = f.read(chunk)
+                        if not pending:
+                            if fed:
+                                raise zlib.error("zstd data ended before the end of its frame")
+                            return
+                    fed = True
+                    out = dec.decompress(pending, chunk)  # at most ``chunk`` bytes out
+                    pending = b""
                     if out:
                         yield out
             return
@@ -93,60 +109,88 @@ def uncompressed_chunks(path: str, media_type: str, chunk: int = CHUNK) -> Itera
 
         proc = tools.spawn(["zstd", "-d", "-c", "-q", "--", path], stdout=subprocess.PIPE)
         assert proc.stdout is not None
+        ok = False
         try:
             while True:
                 b = proc.stdout.read(chunk)
                 if not b:
                     break
                 yield b
+            ok = True
         finally:
             proc.stdout.close()
-            tools.wait_checked(proc, what=f"decompress `{path}` with zstd",
-                               hint="the layer is not valid zstd; pull the image again")
+            if not ok:  # stopped early (max-layer-size, or the reader gave up): no status to check
+                proc.kill()
+                proc.wait()
+            else:
+                tools.wait_checked(proc, what=f"decompress `{path}` with zstd",
+                                   hint="the layer is not valid zstd; pull the image again")
 
 
 class _GzipHasher:
-    """diff_id and size of a gzip stream, computed while it downloads (zlib releases the GIL)."""
+    """diff_id and size of a gzip stream, computed while it downloads (zlib releases the GIL).
 
-    def __init__(self) -> None:
+    Inflates in pieces of at most CHUNK (a small download may inflate to gigabytes) and stops
+    with ``too_big`` set once more than ``limit`` bytes came out (0: no limit)."""
+
+    def __init__(self, limit: int = 0) -> None:
         self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.h = hashlib.sha256()
         self.size = 0
+        self.limit = limit
         self.failed = False
+        self.too_big = False
+        self.padding = False
 
     def feed(self, b: bytes) -> None:
-        if self.failed:
+        if self.failed or self.too_big:
             return
         try:
             while b:
-                out = self.d.decompress(b)
+                if self.d.eof:
+                    if self.padding or not b.strip(b"\0"):
+                        self.padding = True  # zero padding after the last member, as gzip allows
+                        return
+                    self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out = self.d.decompress(b, CHUNK)
                 self.h.update(out)
                 self.size += len(out)
+                if self.limit and self.size > self.limit:
+                    self.too_big = True
+                    return
                 if self.d.eof:
                     b = self.d.unused_data
-                    self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 else:
-                    b = b""
+                    b = self.d.unconsumed_tail
+                    if not b and len(out) == CHUNK:
+                        b = b""
+                        self._drain()
         except zlib.error:
             self.failed = True
 
+    def _drain(self) -> None:
+        # a full piece may leave more output inside zlib with no input left: take it out
+        while not self.too_big:
+            out = self.d.decompress(b"", CHUNK)
+            self.h.update(out)
+            self.size += len(out)
+            if self.limit and self.size > self.limit:
+                self.too_big = True
+            if len(out) < CHUNK:
+                return
+
     def result(self) -> Optional[Tuple[str, int]]:
-        if self.failed:
+        if self.failed or self.too_big or not self.d.eof:
             return None
-        try:
-            tail = self.d.flush()
-        except zlib.error:
-            return None
-        self.h.update(tail)
-        return "sha256:" + self.h.hexdigest(), self.size + len(tail)
+        return "sha256:" + self.h.hexdigest(), self.size
 
 
-def diff_id_of(path: str, media_type: str) -> Tuple[str, int]:
-    """(sha256 of the uncompressed tar, its size) of a stored blob."""
+def diff_id_of(path: str, media_type: str, limit: int = 0, layer_digest: str = "") -> Tuple[str, int]:
+    """(sha256 of the uncompressed tar, its size) of a stored blob (ImageError past ``limit``)."""
     h = hashlib.sha256()
     n = 0
     try:
-        for b in uncompressed_chunks(path, media_type):
+        for b in uncompressed_chunks(path, media_type, limit=limit, layer_digest=layer_digest):
             h.update(b)
             n += len(b)
     except zlib.error as e:
@@ -185,6 +229,7 @@ class Puller:
         self.progress = progress
         self.store = ImageStore(config.data_root).ensure()
         self.client = RegistryClient(config, ref.domain, ref.path, what=ref.familiar())
+        self.limit = max_layer_bytes(config)
 
     def run(self, unpack: bool = True) -> Image:
         ref = self.ref
@@ -245,7 +290,9 @@ class Puller:
                     f"the specified platform: wanted {self.want}, actual: {got}",
                     "leave out --platform, or choose the platform the image is built for")
         for d in m.layers:
-            mf.compression_of(d.media_type)  # refuse unknown layer types before downloading
+            # refuse unknown layer types, and uncompressed layers over max-layer-size, before downloading
+            if mf.compression_of(d.media_type) == "none" and self.limit and d.size > self.limit:
+                raise layer_too_big(d.digest, self.limit)
         store.put_blob(data, manifest_digest)
         existing = store.get(m.config.digest)
         records: List[Optional[LayerRecord]] = [None] * len(m.layers)
@@ -256,6 +303,7 @@ class Puller:
         if unpack:
             fmt = _choose_fmt(self.config)
             layer_store = _layer_store(self.config, fmt)
+            layer_store.sweep()  # leftovers of killed pulls (a .tmp- layer may be gigabytes)
         from rootless.image.store import chain_ids as _chains
 
         chains = _chains(diff_ids)
@@ -277,27 +325,24 @@ class Puller:
                     futures[d.digest] = None
                     continue
                 self.progress.layer(ident, "Pulling fs layer")
-                futures[d.digest] = pool.submit(self._layer, d, diff_ids[i], known.get(d.digest))
+                futures[d.digest] = pool.submit(self._layer, d, diff_ids[i], known.get(d.digest),
+                                                # unpacked below? then the unpack computes the diff_id
+                                                layer_store is not None and not layer_store.exists(chains[i]))
             ids = None
             parent = None
             try:
                 for i, d in enumerate(m.layers):
                     fut = futures.get(d.digest)
+                    kd: Optional[Tuple[str, int]] = None
                     if fut is not None:
-                        records[i], did = fut.result()
+                        kd, did = fut.result()
                         downloaded_any = downloaded_any or did
                     else:
                         kd = known.get(d.digest)
-                        if kd is None:
-                            kd = diff_id_of(store.blob_path(d.digest), d.media_type)
-                        records[i] = LayerRecord(d.digest, d.media_type, d.size, kd[0], kd[1], d.urls)
-                    rec = records[i]
-                    assert rec is not None
-                    if rec.diff_id != diff_ids[i]:
-                        raise ImageError(
-                            f"pull `{ref.familiar()}`: layer `{d.digest}` uncompresses to `{rec.diff_id}`, "
-                            f"but the image config says `{diff_ids[i]}`",
-                            "the image in the registry is inconsistent; push it again")
+                    if kd is None and (layer_store is None or layer_store.exists(chains[i])):
+                        kd = diff_id_of(store.blob_path(d.digest), d.media_type, self.limit, d.digest)
+                    if kd is not None:
+                        self._check_diff(d, kd[0], diff_ids[i])
                     if layer_store is not None:
                         if ids is None:
                             from rootless import idmap
@@ -307,13 +352,29 @@ class Puller:
                         with store.layer_lock(fmt or "", chains[i]):
                             if not layer_store.exists(chains[i]):
                                 self.progress.layer(ident, "Extracting")
-                                info = layer_store.create(chains[i], parent, store.blob_path(d.digest),
-                                                          d.media_type, d.digest, ids)
+                                # Not inflated yet (the usual case for a new layer): the unpack
+                                # hashes the tar as it writes it, and keeps it only if it is
+                                # diff_ids[i] -- one inflate per layer, not two.
+                                try:
+                                    info = layer_store.create(chains[i], parent, store.blob_path(d.digest),
+                                                              d.media_type, d.digest, ids,
+                                                              expect_diff_id=diff_ids[i] if kd is None else None)
+                                except LayerTooBig:
+                                    self._drop_blob(d.digest)
+                                    raise
+                                if info is not None and kd is None:
+                                    self._check_diff(d, info.diff_id, diff_ids[i])
+                                    kd = (info.diff_id, info.tar_bytes)
                                 for note in getattr(info, "notes", None) or ():
                                     self.progress.message(f"{ident}: note: {note}")
                                 downloaded_any = True
+                        if kd is None:  # another pull unpacked it meanwhile
+                            kd = diff_id_of(store.blob_path(d.digest), d.media_type, self.limit, d.digest)
+                            self._check_diff(d, kd[0], diff_ids[i])
                         if fut is not None:
                             self.progress.layer(ident, "Pull complete")
+                    assert kd is not None
+                    records[i] = LayerRecord(d.digest, d.media_type, d.size, kd[0], kd[1], d.urls)
                     parent = chains[i]
             except BaseException:
                 for f in futures.values():
@@ -333,7 +394,33 @@ class Puller:
             self.progress.message(f"Status: Downloaded newer image for {shown}")
         return img
 
-    def _layer(self, d: mf.Descriptor, want_diff: str, known: Optional[Tuple[str, int]]) -> Tuple[LayerRecord, bool]:
+    def _drop_blob(self, digest: str) -> None:
+        """Remove a refused layer's blob (a bomb is not worth keeping for GC), unless an image
+        already in the store uses it."""
+        store = self.store
+        with store.blob_lock(digest):
+            for iid in store.ids():
+                rec = store._read_record(iid) or {}
+                if any(layer.get("digest") == digest for layer in rec.get("layers") or []):
+                    return
+            try:
+                os.unlink(store.blob_path(digest))
+            except OSError:
+                pass
+
+    def _check_diff(self, d: mf.Descriptor, got: str, want: str) -> None:
+        if got != want:
+            raise ImageError(
+                f"pull `{self.ref.familiar()}`: layer `{d.digest}` uncompresses to `{got}`, "
+                f"but the image config says `{want}`",
+                "the image in the registry is inconsistent; push it again")
+
+    def _layer(self, d: mf.Descriptor, want_diff: str, known: Optional[Tuple[str, int]],
+               unpacked_later: bool) -> Tuple[Optional[Tuple[str, int]], bool]:
+        """Download one layer blob: ((diff_id, uncompressed size) or None, whether it was downloaded).
+
+        None when ``unpacked_later``: the unpack computes the diff_id then (inflating a layer
+        twice, once to hash it and once to unpack it, cost a third of the time of a pull)."""
         ident = d.digest[7:19]
         did = False
         with self.store.blob_lock(d.digest):
@@ -341,13 +428,14 @@ class Puller:
                 self.progress.layer(ident, "Already exists")
                 info = known
             else:
-                info = self._download(d, ident, want_diff)
+                info = self._download(d, ident, want_diff, hash_gzip=not unpacked_later)
                 did = True
-        if info is None:
-            info = diff_id_of(self.store.blob_path(d.digest), d.media_type)
-        return LayerRecord(d.digest, d.media_type, d.size, info[0], info[1], d.urls), did
+        if info is None and not unpacked_later:
+            info = diff_id_of(self.store.blob_path(d.digest), d.media_type, self.limit, d.digest)
+        return info, did
 
-    def _download(self, d: mf.Descriptor, ident: Optional[str], want_diff: Optional[str]) -> Optional[Tuple[str, int]]:
+    def _download(self, d: mf.Descriptor, ident: Optional[str], want_diff: Optional[str],
+                  hash_gzip: bool = True) -> Optional[Tuple[str, int]]:
         """Fetch one blob into the store (caller holds its blob lock). Returns (diff_id, size) when known."""
         import requests
         import urllib3
@@ -366,8 +454,7 @@ class Puller:
             is_last_src = src_i == len(sources) - 1
             for attempt in range(1, attempts + 1):
                 w = self.store.blob_writer(d.digest, d.size)
-                gz = _GzipHasher() if comp == "gzip" else None
-                hashlib.sha256() if comp == "none" and ident is not None else None
+                gz = _GzipHasher(self.limit) if comp == "gzip" and hash_gzip else None
                 try:
                     try:
                         r = open_src()
@@ -384,6 +471,8 @@ class Puller:
                             w.write(chunk)
                             if gz is not None:
                                 gz.feed(chunk)
+                                if gz.too_big:  # a decompression bomb: stop downloading it
+                                    raise layer_too_big(d.digest, self.limit)
                             got += len(chunk)
                             if ident is not None:
                                 self.progress.layer(ident, "Downloading", got, d.size)
@@ -458,7 +547,15 @@ def _known_layers(store: ImageStore) -> dict:
 def _layer_store(config: Any, fmt: str):
     from rootless.storage.layers import LayerStore
 
-    return LayerStore(config.data_root, fmt)
+    return LayerStore(config.data_root, fmt, max_layer_size=max_layer_bytes(config))
+
+
+def max_layer_bytes(config: Any) -> int:
+    """max-layer-size of ``config`` in bytes (0: no limit)."""
+    try:
+        return int(config.max_layer_bytes)
+    except AttributeError:
+        return 0
 
 
 def ensure_layers(config: Any, image: Image, fmt: str) -> List[str]:

@@ -30,6 +30,10 @@ from rootless.image import manifest as mf
 DOCKER_HUB_API = "registry-1.docker.io"
 USER_AGENT = "rootless/0.1 (docker-compatible)"
 MAX_REDIRECTS = 10
+# What a registry may make us hold in memory (blobs are streamed to disk instead). containerd and
+# docker cap manifests at 4 MiB too; other replies (errors, tokens, pings) are small.
+MAX_MANIFEST = 4 << 20
+MAX_SMALL_BODY = 1 << 20
 
 
 # --- which endpoints, with which TLS ------------------------------------------------------------
@@ -272,8 +276,16 @@ class RegistryClient:
             h = dict(headers)
             if auth_header and urlsplit(url).netloc == own:
                 h["Authorization"] = auth_header
-            r = self.session.request(method, url, headers=h, stream=stream, data=data, verify=ep.verify,
+            # Always streamed: requests would otherwise load a body of any size (and inflate any
+            # Content-Encoding) into memory. Non-streamed callers get it read with a cap.
+            h.setdefault("Accept-Encoding", "identity")
+            r = self.session.request(method, url, headers=h, stream=True, data=data, verify=ep.verify,
                                      cert=ep.cert, allow_redirects=False, timeout=(15, timeout))
+            if not stream and method != "HEAD" and r.status_code not in (301, 302, 303, 307, 308):
+                try:
+                    load_capped(r, MAX_SMALL_BODY, f"the answer to {method} `{urlsplit(url).path}`")
+                except RegistryError as e:
+                    raise self._err(ep, str(e), e.hint)
             if r.status_code in (301, 302, 303, 307, 308) and "Location" in r.headers:
                 url = urljoin(url, r.headers["Location"])
                 r.close()
@@ -372,7 +384,11 @@ class RegistryClient:
         # docker sends the token request through the registry's own transport (same TLS trust)
         verify: Any = ep.verify
         try:
-            r = self.session.get(url, auth=creds, verify=verify, timeout=(15, 60))
+            r = self.session.get(url, auth=creds, verify=verify, timeout=(15, 60), stream=True,
+                                 headers={"Accept-Encoding": "identity"})
+            load_capped(r, MAX_SMALL_BODY, "the token")
+        except RegistryError as e:
+            raise self._err(ep, f"get a token from `{realm}`: {e}", e.hint)
         except requests.exceptions.RequestException as e:
             raise self._err(ep, f"get a token from `{realm}`: {_short(str(e))}", "check the token service of the registry")
         if r.status_code in (401, 403):
@@ -423,7 +439,7 @@ class RegistryClient:
         for i, ep in enumerate(self.endpoints):
             last = i == len(self.endpoints) - 1
             try:
-                r = self.request(ep, "GET", f"/v2/{self.repo}/manifests/{reference}", {"Accept": accept})
+                r = self.request(ep, "GET", f"/v2/{self.repo}/manifests/{reference}", {"Accept": accept}, stream=True)
                 if r.status_code >= 300 and not last:
                     code, msg = _registry_error(r)
                     r.close()
@@ -443,12 +459,15 @@ class RegistryClient:
             return data, r.headers.get("Content-Type", ""), digest
         raise RegistryError(f"{self.verb} `{self.what}`: no registry answered", "; ".join(errors) or None)
 
-    def _body(self, ep: Endpoint, r) -> bytes:
+    def _body(self, ep: Endpoint, r, limit: int = MAX_MANIFEST) -> bytes:
         import requests
+        import urllib3
 
         try:
-            return r.content
-        except requests.exceptions.RequestException as e:
+            return load_capped(r, limit, "the manifest")
+        except RegistryError as e:
+            raise self._err(ep, str(e), e.hint)
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
             raise self._connection_error(ep, e)
 
     def blob_stream(self, digest: str, ep: Optional[Endpoint] = None, offset: int = 0):
@@ -533,8 +552,58 @@ class RegistryClient:
             yield b
 
 
+def load_capped(r, limit: int, what: str) -> bytes:
+    """Read the body of streamed response ``r`` into memory, at most ``limit`` bytes once decoded
+    (RegistryError past it), and make it ``r.content``. Content-Encoding gzip/deflate is inflated
+    here with a bound: urllib3 would inflate a whole read at once, however large the result."""
+    import zlib
+
+    if getattr(r, "_content_consumed", False) and isinstance(getattr(r, "_content", None), bytes):
+        return r._content  # type: ignore[no-any-return]
+    enc = (r.headers.get("Content-Encoding") or "").strip().lower()
+    d = None
+    if enc in ("gzip", "x-gzip"):
+        d = zlib.decompressobj(31)
+    elif enc == "deflate":
+        d = zlib.decompressobj(15)
+    elif enc not in ("", "identity"):
+        r.close()
+        raise RegistryError(f"{what} has an unsupported Content-Encoding `{enc}`",
+                            "the registry (or a proxy before it) is misconfigured")
+    parts: List[bytes] = []
+    n = 0
+    try:
+        while True:
+            b = r.raw.read(1 << 16, decode_content=False)
+            if not b:
+                break
+            while b:
+                if d is not None:
+                    out = d.decompress(b, limit + 1 - n)
+                    b = d.unconsumed_tail
+                else:
+                    out, b = b, b""
+                parts.append(out)
+                n += len(out)
+                if n > limit:
+                    r.close()
+                    raise RegistryError(f"{what} is larger than {limit >> 10} KiB",
+                                        "the registry sent more than any real answer holds; "
+                                        "it is misconfigured or hostile")
+    except zlib.error as e:
+        r.close()
+        raise RegistryError(f"{what}: bad {enc} data: {e}", "the registry is misconfigured")
+    body = b"".join(parts)
+    r._content = body
+    r._content_consumed = True
+    r.raw.release_conn()
+    return body
+
+
 def _registry_error(r) -> Tuple[str, str]:
     try:
+        if not getattr(r, "_content_consumed", False):
+            load_capped(r, MAX_SMALL_BODY, "the error")
         doc = json.loads(r.content or b"{}")
         errs = doc.get("errors") or []
         if errs:

@@ -36,7 +36,7 @@ import stat
 import tarfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Dict, List, Optional, Set, Tuple
+from typing import IO, Dict, Iterator, List, Optional, Set, Tuple
 
 from rootless.errors import ImageError
 
@@ -89,6 +89,7 @@ class UnpackResult:
     data_bytes: int
     tar_bytes: int
     notes: Tuple[str, ...] = ()
+    diff_id: str = ""  # sha256 of the whole uncompressed tar stream
 
 
 @dataclass
@@ -124,11 +125,17 @@ class _Forward:
     read, which made layers of small files several times slower; "r:" over this does not.
     Also counts the bytes read (the size of the tar, for the unpack rate)."""
 
-    def __init__(self, raw: IO[bytes]):
+    def __init__(self, raw: IO[bytes], limit: int = 0, layer_digest: str = ""):
         self.raw = raw
         self.buf = b""
         self.off = 0
         self.pos = 0
+        self.limit = limit  # max-layer-size: bytes of tar we accept (0: no limit)
+        self.layer_digest = layer_digest
+        import hashlib
+
+        self.hasher = hashlib.sha256()  # the diff_id, as the tar goes by
+        self.raw_count = 0
 
     @property
     def count(self) -> int:
@@ -168,9 +175,14 @@ class _Forward:
         need = size - avail
         self.buf, self.off = b"", 0
         while need > 0:
-            chunk = self.raw.read(max(need, _CHUNK) if need < _CHUNK else need)
+            chunk = self.raw.read(min(max(need, _CHUNK), 16 * _CHUNK))
             if not chunk:
                 break
+            # every byte of the stream passes here once: count it, hash it (the diff_id)
+            self.raw_count += len(chunk)
+            if self.limit and self.raw_count > self.limit:
+                raise layer_too_big(self.layer_digest, self.limit)
+            self.hasher.update(chunk)
             if len(chunk) > need:
                 parts.append(chunk[:need])
                 self.buf, self.off = chunk, need
@@ -183,10 +195,74 @@ class _Forward:
         return out
 
 
+# Inflate in bounded steps: a 2 MB gzip member of zeros inflates to 2 GiB, and zlib's
+# ``decompress(data)`` without ``max_length`` returns all of it at once (the issue 11 bomb).
+_IN_CHUNK = 1 << 16  # small: zlib copies the unused input (unconsumed_tail) at every call
+# Tar metadata tarfile reads whole into memory (PAX headers, GNU long names) is capped; real ones
+# are a few hundred bytes (xattrs make them a few KiB).
+MAX_TAR_META = 1 << 20
+MAX_GLOBAL_PAX_KEYS = 1024
+
+
+class LayerTooBig(ImageError):
+    """A layer whose uncompressed tar is larger than ``max-layer-size`` allows."""
+
+
+def layer_too_big(layer_digest: str, limit: int) -> ImageError:
+    """The error for a layer whose uncompressed tar is larger than ``max-layer-size`` allows."""
+    return LayerTooBig(
+        f"unpack layer `{layer_digest}`: uncompressed size exceeds max-layer-size ({_human(limit)})",
+        "the layer may be a decompression bomb; if you trust the image, raise `max-layer-size` in "
+        "daemon.toml (e.g. max-layer-size = \"200g\", or 0 for no limit) and pull again")
+
+
+def _human(n: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.4g} {unit}"
+    return f"{n} bytes"
+
+
+def inflate_gzip(read, out_max: int = _CHUNK) -> Iterator[bytes]:
+    """The inflated bytes of the gzip stream ``read(n)`` returns, in pieces of at most ``out_max``.
+
+    Memory is bounded (``max_length``; the input zlib has not used yet is kept as its
+    ``unconsumed_tail``, never re-sliced) and time linear. Members are concatenated, zero padding
+    after the last member is accepted, and each member's CRC is checked (zlib does)."""
+    d = zlib.decompressobj(31)
+    started = False
+    while True:
+        data = read(_IN_CHUNK)
+        if not data:
+            break
+        while True:
+            if d.eof:
+                if not data.strip(b"\0"):
+                    break  # zero padding after the last member, as gzip allows
+                d = zlib.decompressobj(31)
+            out = d.decompress(data, out_max)
+            started = True
+            if out:
+                yield out
+            if d.eof:
+                data = d.unused_data
+                if not data:
+                    break
+            else:
+                data = d.unconsumed_tail
+                # an output piece of full size may leave more output inside zlib: ask again
+                if not data and len(out) < out_max:
+                    break
+    if started and not d.eof:
+        raise OSError("gzip data ended before the end-of-stream marker")
+
+
 class _ThreadedInflate(io.RawIOBase):
     """gzip decompression in a second thread (zlib releases the GIL while it inflates), so that
     inflating overlaps with writing files: measured ~1.4x faster than gzip.GzipFile on 2 cores,
-    and faster than piping through the host's gzip. Checks each member's CRC (zlib does)."""
+    and faster than piping through the host's gzip. Memory is bounded: pieces of at most 1 MiB,
+    at most 16 of them queued; a read hands out views of the current piece, never re-slicing a
+    growing buffer."""
 
     def __init__(self, raw: IO[bytes]):
         import queue
@@ -194,7 +270,8 @@ class _ThreadedInflate(io.RawIOBase):
 
         self.raw = raw
         self.q: queue.Queue = queue.Queue(maxsize=16)
-        self.buf = b""
+        self.cur = b""
+        self.off = 0
         self.done = False
         self.stop = False
         self.t = threading.Thread(target=self._run, name="inflate", daemon=True)
@@ -202,25 +279,10 @@ class _ThreadedInflate(io.RawIOBase):
 
     def _run(self) -> None:
         try:
-            d = zlib.decompressobj(31)
-            started = False
-            while not self.stop:
-                chunk = self.raw.read(_CHUNK)
-                if not chunk:
-                    break
-                while chunk:
-                    if d.eof:
-                        if not chunk.strip(b"\0"):
-                            chunk = b""  # zero padding after the last member, as gzip allows
-                            break
-                        d = zlib.decompressobj(31)
-                    out = d.decompress(chunk)
-                    started = True
-                    chunk = d.unused_data if d.eof else b""
-                    if out:
-                        self.q.put(out)
-            if started and not d.eof and not self.stop:
-                raise OSError("gzip data ended before the end-of-stream marker")
+            for out in inflate_gzip(self.raw.read):
+                if self.stop:
+                    return
+                self.q.put(out)
             self.q.put(None)
         except BaseException as e:  # noqa: BLE001 - handed to the reader
             self.q.put(e)
@@ -228,31 +290,41 @@ class _ThreadedInflate(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _next(self) -> bool:
+        if self.done:
+            return False
+        item = self.q.get()
+        if item is None:
+            self.done = True
+            return False
+        if isinstance(item, BaseException):
+            self.done = True
+            if isinstance(item, zlib.error):
+                raise OSError(f"bad gzip data: {item}")
+            raise item
+        self.cur, self.off = item, 0
+        return True
+
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = 1 << 62
         parts = []
-        have = len(self.buf)
-        if self.buf:
-            parts.append(self.buf)
-            self.buf = b""
-        while have < size and not self.done:
-            item = self.q.get()
-            if item is None:
-                self.done = True
-                break
-            if isinstance(item, BaseException):
-                self.done = True
-                if isinstance(item, zlib.error):
-                    raise OSError(f"bad gzip data: {item}")
-                raise item
-            parts.append(item)
-            have += len(item)
-        data = b"".join(parts)
-        if len(data) > size:
-            self.buf = data[size:]
-            data = data[:size]
-        return data
+        need = size
+        while need > 0:
+            avail = len(self.cur) - self.off
+            if avail == 0:
+                if not self._next():
+                    break
+                continue
+            if need >= avail:
+                parts.append(self.cur if self.off == 0 else self.cur[self.off:])
+                self.cur, self.off = b"", 0
+                need -= avail
+            else:
+                parts.append(self.cur[self.off:self.off + need])
+                self.off += need
+                need = 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readinto(self, b) -> int:  # type: ignore[override]
         data = self.read(len(b))
@@ -413,6 +485,36 @@ class _Unsafe(Exception):
     pass
 
 
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's TarInfo, refusing metadata blocks (PAX headers, GNU long names) larger than
+    MAX_TAR_META before tarfile reads them whole into memory: a header claiming 8 GiB would
+    otherwise be read as one bytes object. Global PAX headers accumulate in one dict for the
+    whole archive, so their keys are counted too."""
+
+    def _proc_member(self, tarfile_):  # type: ignore[no-untyped-def]
+        if self.type in _META_TYPES and self.size > MAX_TAR_META:
+            raise _TooMuchMeta(f"a tar metadata block of {self.size} bytes (more than {MAX_TAR_META} allowed)")
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise _TooMuchMeta("GNU sparse entries (old format) are not supported in layers")
+        out = super()._proc_member(tarfile_)  # type: ignore[misc]
+        if len(tarfile_.pax_headers) > MAX_GLOBAL_PAX_KEYS:
+            raise _TooMuchMeta(f"more than {MAX_GLOBAL_PAX_KEYS} global PAX header keys")
+        return out
+
+    def _proc_gnusparse_10(self, next, pax_headers, tarfile_):  # type: ignore[no-untyped-def]  # noqa: A002
+        # The sparse map of format 1.0 sits in the data, a count of numbers read without bound.
+        # Docker and BuildKit never write sparse entries; GNU tar does only with --sparse.
+        raise _TooMuchMeta("GNU sparse entries (PAX format 1.0) are not supported in layers")
+
+
+class _TooMuchMeta(Exception):
+    pass
+
+
+_META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+               tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+
+
 class Unpacker:
     """Writes one layer into ``dest`` (a directory that exists). Not thread-safe."""
 
@@ -431,6 +533,8 @@ class Unpacker:
         self.root_fd = os.open(dest, _O_DIR)
         self._dirs: Dict[Tuple[str, ...], int] = {}
         self._deferred: Dict[Tuple[str, ...], Tuple[int, int, int, int]] = {}
+        # What this layer wrote: only vfs reads it (an opaque dir keeps these, drops the rest),
+        # so overlay does not keep it; memory then grows with directories, not with entries.
         self._unpacked: Set[Tuple[str, ...]] = set()
         self._xwhiteout_dirs: Set[Tuple[str, ...]] = set()
         self._skipped: Set[Tuple[str, ...]] = set()  # device nodes not created
@@ -439,6 +543,10 @@ class Unpacker:
         self._whiteout_fallback: Optional[str] = None
         if not self.chown:
             self.notes.add("not root in a user namespace: files belong to you, image owners are not kept")
+
+    def _mark(self, parts: Tuple[str, ...]) -> None:
+        if self.fmt == VFS:
+            self._unpacked.add(parts)
 
     # -- fd bookkeeping ---------------------------------------------------------------------
 
@@ -474,7 +582,7 @@ class Unpacker:
             if not create:
                 raise
             os.mkdir(name, 0o755, dir_fd=pfd)
-            self._unpacked.add(parts)
+            self._mark(parts)
             fd = os.open(name, _O_PATHDIR, dir_fd=pfd)
         except OSError as e:
             if e.errno in (errno.ELOOP, errno.ENOTDIR):
@@ -520,7 +628,11 @@ class Unpacker:
 
     def unpack_stream(self, stream: IO[bytes]) -> None:
         try:
-            tf = tarfile.open(fileobj=stream, mode="r:", errorlevel=2)  # type: ignore[call-overload]
+            tf = tarfile.open(fileobj=stream, mode="r:", errorlevel=2,  # type: ignore[call-overload]
+                              tarinfo=_BoundedTarInfo)
+        except _TooMuchMeta as e:
+            raise ImageError(f"unpack layer `{self.digest}`: {e}",
+                             "the layer is malformed or hostile; do not use the image")
         except tarfile.TarError as e:
             if str(e) == "empty file":  # a zero-byte layer holds nothing; docker accepts it too
                 self._finish()
@@ -539,6 +651,9 @@ class Unpacker:
                 # tarfile keeps every member for random access we do not use: keep memory flat
                 # (a layer may have millions of entries).
                 tf.members.clear()
+        except _TooMuchMeta as e:
+            raise ImageError(f"unpack layer `{self.digest}`: after entry `{name}`: {e}",
+                             "the layer is malformed or hostile; do not use the image")
         except _Unsafe as e:
             raise ImageError(f"unpack layer `{self.digest}`: entry `{name}`: {e}",
                              "the layer tries to write outside its directory; the image is malicious or "
@@ -582,7 +697,7 @@ class Unpacker:
             self._skipped.add(parts)
             return
         pfd = self._dir_fd(parent)
-        self._unpacked.add(parts)
+        self._mark(parts)
         if ti.isdir():
             self._make_dir(pfd, parts, ti)
         elif ti.isreg():
@@ -732,7 +847,7 @@ class Unpacker:
         if base == WHITEOUT_OPAQUE:
             if self.fmt == OVERLAY:
                 self._dir_fd(parent)
-                self._unpacked.add(parent)
+                self._mark(parent)
                 fd = self._open_dir(parent)
                 try:
                     os.setxattr(fd, OPAQUE_XATTR, b"y")
@@ -760,7 +875,7 @@ class Unpacker:
             self._remove(pfd, parent, target)
             return
         pfd = self._dir_fd(parent)
-        self._unpacked.add(parent + (target,))
+        self._mark(parent + (target,))
         self._remove(pfd, parent, target)
         if self._whiteout_fallback is None:
             try:
@@ -870,8 +985,8 @@ class Unpacker:
         pfd = self._dir_fd(parts[:-1], create=False)
         return os.open(parts[-1], _O_DIR, dir_fd=pfd)
 
-    def result(self, tar_bytes: int) -> UnpackResult:
-        return UnpackResult(self.entries, self.data_bytes, tar_bytes, self.notes.render())
+    def result(self, tar_bytes: int, diff_id: str = "") -> UnpackResult:
+        return UnpackResult(self.entries, self.data_bytes, tar_bytes, self.notes.render(), diff_id)
 
 
 def rmtree_at(pfd: int, name: str) -> None:
@@ -929,8 +1044,10 @@ def rmtree(path: str) -> None:
 
 def unpack(layer_file: str, media_type: str, dest: str, fmt: str, layer_digest: str, *,
            chown: Optional[bool] = None, max_uid: Optional[int] = None,
-           max_gid: Optional[int] = None) -> UnpackResult:
+           max_gid: Optional[int] = None, max_size: int = 0) -> UnpackResult:
     """Unpack one layer file into ``dest`` (an existing directory) in format ``fmt``.
+
+    ``max_size`` (max-layer-size; 0: none) bounds the uncompressed tar: past it, ImageError.
 
     Call it as root of a user namespace that maps the image's ids (``max_uid``/``max_gid``: the
     highest ids that namespace maps; higher ones are squashed to 0 with a note). As a plain user
@@ -942,7 +1059,7 @@ def unpack(layer_file: str, media_type: str, dest: str, fmt: str, layer_digest: 
     u = Unpacker(dest, fmt, layer_digest, chown=chown, max_uid=max_uid, max_gid=max_gid)
     ok = False
     try:
-        stream = _Forward(ls.open())
+        stream = _Forward(ls.open(), max_size, layer_digest)
         u.unpack_stream(stream)  # type: ignore[arg-type]
         # Read to the end, so a zstd child is not killed by SIGPIPE and its status says all is well.
         while stream.read(_CHUNK):
@@ -957,7 +1074,7 @@ def unpack(layer_file: str, media_type: str, dest: str, fmt: str, layer_digest: 
     finally:
         u.close()
         ls.close(ok)
-    return u.result(stream.count)
+    return u.result(stream.count, "sha256:" + stream.hasher.hexdigest())
 
 
 def tree_size(path: str) -> int:

@@ -39,6 +39,7 @@ from rootless.image import unpack as _unpack
 FORMATS = ("overlay", "vfs")
 _CHAIN_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+_LEFTOVER_RE = re.compile(r"^\.(tmp|del)-([0-9a-f]{64})-([0-9]+)$")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class LayerInfo:
     tar_bytes: int
     seconds: float
     notes: Tuple[str, ...]
+    diff_id: str = ""  # sha256 of the layer's uncompressed tar, computed while unpacking
 
 
 def chain_hex(chain_id: str) -> str:
@@ -67,7 +69,7 @@ def chain_hex(chain_id: str) -> str:
 class LayerStore:
     """Unpacked layers of one format (``overlay`` or ``vfs``) under ``data_root``."""
 
-    def __init__(self, data_root: str, fmt: str, ids: Optional[UserIds] = None):
+    def __init__(self, data_root: str, fmt: str, ids: Optional[UserIds] = None, max_layer_size: int = 0):
         if fmt not in FORMATS:
             raise RootlessError(f"open layer store: unknown layer format `{fmt}`", "use `overlay` or `vfs`")
         self.data_root = data_root
@@ -75,6 +77,7 @@ class LayerStore:
         self.base = os.path.join(data_root, fmt, "layers")
         self.meta_dir = os.path.join(data_root, fmt, "layers-meta")
         self._ids = ids
+        self.max_layer_size = max_layer_size  # bytes of uncompressed tar per layer; 0: no limit
 
     @property
     def ids(self) -> UserIds:
@@ -130,7 +133,8 @@ class LayerStore:
     # -- create -----------------------------------------------------------------------------
 
     def create(self, chain_id: str, parent_chain_id: Optional[str], layer_file: str, media_type: str,
-               layer_digest: str, ids: Optional[UserIds] = None) -> Optional[LayerInfo]:
+               layer_digest: str, ids: Optional[UserIds] = None,
+               expect_diff_id: Optional[str] = None) -> Optional[LayerInfo]:
         """Unpack ``layer_file`` as layer ``chain_id`` on top of ``parent_chain_id``.
 
         Idempotent (returns None when the layer is already there) and atomic. Returns what the
@@ -165,9 +169,13 @@ class LayerStore:
 
             res, size = run_in_userns(
                 _build, tmp, self.fmt, parent_path, layer_file, media_type, layer_digest,
-                idmap.max_id(maps_u), idmap.max_id(maps_g), stale, ids=ids,
+                idmap.max_id(maps_u), idmap.max_id(maps_g), stale, self.max_layer_size, expect_diff_id or "",
+                ids=ids,
             )
             seconds = time.monotonic() - t0
+            if expect_diff_id and res.diff_id != expect_diff_id:
+                # the child removed its directory; the caller raises with the image's name
+                return LayerInfo(chain_id, -1, res.entries, res.tar_bytes, seconds, res.notes, res.diff_id)
             meta = {
                 "chain_id": chain_id,
                 "parent": parent_chain_id or "",
@@ -188,7 +196,7 @@ class LayerStore:
                 raise ImageError(f"store layer `{layer_digest}` at `{final}`: {e.strerror}",
                                  "check the permissions of the data-root")
             paths.fsync_dir(self.base)
-        return LayerInfo(chain_id, size, res.entries, res.tar_bytes, seconds, res.notes)
+        return LayerInfo(chain_id, size, res.entries, res.tar_bytes, seconds, res.notes, res.diff_id)
 
     def _stale(self, hexd: str) -> List[str]:
         """Leftovers of killed unpacks of this layer (we hold its lock), and of killed removals."""
@@ -203,6 +211,51 @@ class LayerStore:
             elif n.startswith(".del-") and not _pid_alive(n.rsplit("-", 1)[-1]):
                 out.append(os.path.join(self.base, n))
         return out
+
+    def sweep(self) -> int:
+        """Remove what killed unpacks and removals left in this store; returns how many.
+
+        Only our own names (``.tmp-<hex>-<pid>``, ``.del-<hex>-<pid>``) directly in this store's
+        ``layers`` folder. A ``.tmp-`` one goes only while we hold its layer's lock without
+        waiting: a live unpack holds that lock (and its child inherits it) for as long as it
+        writes, and the kernel drops it when a kill -9 ends them. A ``.del-`` one goes when its
+        process is gone, as in ``create()``."""
+        try:
+            names = os.listdir(self.base)
+        except FileNotFoundError:
+            return 0
+        by_hex: dict = {}
+        dels = []
+        for n in names:
+            m = _LEFTOVER_RE.match(n)
+            if not m:
+                continue
+            if m.group(1) == "tmp":
+                by_hex.setdefault(m.group(2), []).append(n)
+            elif not _pid_alive(m.group(3)):
+                dels.append(n)
+        if not by_hex and not dels:
+            return 0
+        held: List[int] = []
+        targets = [os.path.join(self.base, n) for n in dels]
+        try:
+            for hexd, tmps in sorted(by_hex.items()):
+                fd = os.open(os.path.join(self.base, f".lock-{hexd}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)  # an unpack of this layer is running: its .tmp- is alive
+                    continue
+                held.append(fd)
+                targets += [os.path.join(self.base, n) for n in tmps]
+            if targets:
+                from rootless.runtime.userns import run_in_userns
+
+                run_in_userns(_remove_all, targets, ids=self.ids)
+        finally:
+            for fd in held:
+                os.close(fd)
+        return len(targets)
 
     # -- remove -----------------------------------------------------------------------------
 
@@ -267,7 +320,8 @@ def _measure(path: str) -> int:
 
 
 def _build(tmp: str, fmt: str, parent_path: Optional[str], layer_file: str, media_type: str,
-           layer_digest: str, max_uid: int, max_gid: int, stale: List[str]) -> Tuple[_unpack.UnpackResult, int]:
+           layer_digest: str, max_uid: int, max_gid: int, stale: List[str],
+           max_size: int = 0, expect_diff_id: str = "") -> Tuple[_unpack.UnpackResult, int]:
     """Make ``tmp`` (the layer's future directory) and unpack into it; on error remove it."""
     _remove_all(stale + [tmp])
     try:
@@ -282,7 +336,11 @@ def _build(tmp: str, fmt: str, parent_path: Optional[str], layer_file: str, medi
             else:
                 os.mkdir(tmp, 0o755)
         res = _unpack.unpack(layer_file, media_type, dest, "overlay" if fmt == "overlay" else "vfs",
-                             layer_digest, chown=True, max_uid=max_uid, max_gid=max_gid)
+                             layer_digest, chown=True, max_uid=max_uid, max_gid=max_gid, max_size=max_size)
+        if expect_diff_id and res.diff_id != expect_diff_id:
+            # not kept: the caller reports the mismatch (it knows the image's name)
+            _unpack.rmtree(tmp)
+            return res, -1
         return res, _unpack.tree_size(dest)
     except BaseException:
         _unpack.rmtree(tmp)
