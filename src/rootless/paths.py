@@ -88,13 +88,12 @@ def ensure_private_dir(path: str) -> str:
             f"create directory `{path}`: {e.strerror}",
             "check the permissions of its parent, or set exec-root/data-root in daemon.toml",
         )
-    if not stat.S_ISDIR(st.st_mode):
-        raise RootlessError(f"use directory `{path}`: it is not a directory", "remove it or choose another path")
-    if st.st_uid != os.getuid():
-        raise RootlessError(
-            f"use directory `{path}`: it belongs to uid {st.st_uid}, not to you",
-            "another user may be trying to hijack it; remove it, or set exec-root in daemon.toml",
-        )
+    if stat.S_ISLNK(st.st_mode):
+        raise RootlessError(f"use directory `{path}`: it is a symbolic link, not a directory", "remove it or choose another path")
+    from rootless import trust
+
+    # ours, and nobody else could have written into it (then a read bit is only tightened below)
+    trust.check_dir(path, "directory")
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
     return path

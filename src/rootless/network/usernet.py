@@ -69,6 +69,7 @@ MTU = 65520
 BEGIN = "# rootless networks: begin (managed, rewritten as peers come and go)"
 END = "# rootless networks: end"
 NSENTER_HINT = "check that nsenter (util-linux) and ip (iproute2) are installed"
+HOLDER_NAME = "rootless-netns"  # its /proc/PID/comm (set_name), checked before it is signalled
 
 
 # --- definitions ----------------------------------------------------------------------------------
@@ -276,17 +277,23 @@ def _holder_dir(exec_root: str) -> str:
 
 
 def _holder(exec_root: str, proc: str = "/proc") -> Optional[Dict[str, Any]]:
-    """holder.json when its pid is still that process (pid + start time), else None."""
-    from rootless.runtime import proc_start_time
+    """holder.json when its pid is still that process (pid + start time + owner + name), else None.
 
+    The file is trusted only in a folder of ours that nobody else can write, and only when it is
+    ours (issue 11 item 3: a holder.json planted in a /tmp fallback named the victim's processes)."""
+    from rootless import trust
+
+    d = _holder_dir(exec_root)
     try:
-        with open(os.path.join(_holder_dir(exec_root), "holder.json")) as f:
-            h = json.load(f)
+        if not trust.check_dir(exec_root, "exec-root") or not trust.check_dir(d, "directory"):
+            return None
+        h = trust.read_json(os.path.join(d, "holder.json"), "network namespace record")
     except (OSError, ValueError):
         return None
-    pid = int(h.get("pid", 0))
-    st = proc_start_time(pid, proc)
-    if st is None or st != h.get("start_time") or _zombie(pid, proc):
+    if not isinstance(h, dict):
+        return None
+    pid = h.get("pid")
+    if not trust.pid_is(pid, h.get("start_time"), (HOLDER_NAME,), proc) or _zombie(pid, proc):
         return None
     return h
 
@@ -350,7 +357,7 @@ def _holder_main(ctl_fd: int, self_map: Any, ready_w: int, proc: str) -> None:
             except OSError:
                 pass
     try:
-        syscalls.set_name("rootless-netns")
+        syscalls.set_name(HOLDER_NAME)
     except OSError:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -422,15 +429,20 @@ def ensure_holder(exec_root: str, uid_maps: Sequence[Any], gid_maps: Sequence[An
 
 
 def _stop_holder(exec_root: str, h: Dict[str, Any], proc: str = "/proc") -> None:
+    from rootless import trust
     from rootless.network import slirp
 
-    _kill(int(h["pid"]), signal.SIGTERM)
-    _reap(int(h["pid"]), 2.0)
-    if h.get("slirp"):
+    # h came from _holder() or ensure_holder(): its pid was checked (start time, owner, name)
+    if trust.pid_is(h.get("pid"), h.get("start_time"), (HOLDER_NAME,), proc):
+        _kill(int(h["pid"]), signal.SIGTERM)
+        _reap(int(h["pid"]), 2.0)
+    if isinstance(h.get("slirp"), dict):
         try:
-            slirp.stop(slirp.Slirp.from_dict(h["slirp"]), proc)
-        except (OSError, KeyError, ValueError):
-            pass
+            s = slirp.Slirp.from_dict(h["slirp"])
+        except (KeyError, TypeError, ValueError):
+            s = None
+        if s is not None and trust.inside(s.api_socket, [_holder_dir(exec_root)]):
+            slirp.stop(s, proc)
     try:
         os.unlink(os.path.join(_holder_dir(exec_root), "holder.json"))
     except OSError:
