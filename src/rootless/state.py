@@ -88,12 +88,38 @@ def proc_start_time(pid: int, proc: str = "/proc", zombie_is_gone: bool = False)
         return None
 
 
-def is_alive(state: Dict[str, Any], proc: str = "/proc") -> bool:
-    pid = int(state.get("Pid") or 0)
-    if pid <= 0:
+def is_alive(state: Dict[str, Any], proc: str = "/proc", container: bool = True) -> bool:
+    """Whether the record's ``Pid`` is still that process (pid + start time). With ``container``
+    (a container's init), also that it lives in a user namespace other than ours: every container
+    has one, so a record naming one of our own processes (a reused or forged pid) is not
+    believed, and the process is never signalled as the container's (issue 11)."""
+    pid = _int(state.get("Pid"))
+    if pid <= 1:
         return False
     st = proc_start_time(pid, proc, zombie_is_gone=True)
-    return st is not None and st == int(state.get("PidStartTime") or 0)
+    if st is None or st != _int(state.get("PidStartTime")):
+        return False
+    return not container or not _in_our_userns(pid, proc)
+
+
+def _int(v: Any) -> int:
+    """An int field of a record (0 when it is missing or of another type)."""
+    if isinstance(v, bool):
+        return 0
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.isdigit():
+        return int(v)
+    return 0
+
+
+def _in_our_userns(pid: int, proc: str) -> bool:
+    try:
+        a = os.stat(f"{proc}/{pid}/ns/user")
+        b = os.stat(f"{proc}/self/ns/user")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 class Store:
@@ -174,7 +200,7 @@ class Store:
         if st.get("Restarting") and not st.get("Running") and st.get("MonitorPid"):
             # waiting to restart: only its monitor (rootless.monitor) will start it again
             mon = {"Pid": st.get("MonitorPid"), "PidStartTime": st.get("MonitorStartTime")}
-            if not is_alive(mon, self.proc):
+            if not is_alive(mon, self.proc, container=False):
                 st.update(Status="exited", Restarting=False,
                           Error=st.get("Error") or "its monitor is gone: it will not be restarted")
                 if st.get("FinishedAt", ZERO_TIME) == ZERO_TIME:
