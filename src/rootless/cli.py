@@ -309,6 +309,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             import traceback
 
             traceback.print_exc()
+        from rootless import oserrors
+
+        # a full disk, a quota, a read-only or forbidden path, JSON nested too deep: not our bug
+        known = oserrors.explain(e)
+        if known is not None:
+            render_error(known)
+            return known.exit_code
         render_error(
             RootlessError(
                 f"internal error: {type(e).__name__}: {e}",
