@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # errno -> (reason, hint); {where} is the place (a path, or "the disk")
 _KNOWN = {
     errno.ENOSPC: ("no space left on device",
-                   "free space on {where}'s filesystem (`rootless system prune`, `rootless image prune`), "
+                   "free space on the filesystem of {where} (`rootless system prune`, `rootless image prune`), "
                    "or move data-root to a larger one in daemon.toml"),
     errno.EDQUOT: ("disk quota exceeded",
                    "free space within your quota (`rootless system prune`), or move data-root in daemon.toml"),

@@ -108,7 +108,10 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
     """
     d = os.path.dirname(path) or "."
     tmp = os.path.join(d, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None  # the file we write, not its temp name
     try:
         view = memoryview(data)
         while view:
@@ -116,9 +119,12 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
             view = view[n:]
         if durable:
             os.fsync(fd)
-    except BaseException:
+    except BaseException as e:
         os.close(fd)
         _unlink_quiet(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            # ENOSPC, EDQUOT, EFBIG from write(): say which file (the CLI shows it, with a hint)
+            raise OSError(e.errno, e.strerror, path) from None
         raise
     os.close(fd)
     try:
