@@ -679,7 +679,7 @@ def release(data_root: str, exec_root: str, container_id: str, net_ref: str = ""
                     except RootlessError as e:
                         problems.append(e.message)
                 if a is not None and a.get("HostsPath") and net_ref:
-                    _write_block(a["HostsPath"], [])
+                    _write_block(data_root, a["HostsPath"], [])
             if h is not None:
                 h.get("pending", {}).pop(container_id, None)
                 _maybe_stop_holder(data_root, exec_root, h, proc)
@@ -712,12 +712,17 @@ def _refresh_hosts(data_root: str, proc: str) -> None:
             for other, a in sorted(live.items(), key=lambda kv: kv[1].get("Name", "")):
                 if other != cid:
                     lines.append(f"{a['IPv4Address'].split('/')[0]}\t{a.get('Name') or other[:12]} {other[:12]}")
-        _write_block(path, lines)
+        _write_block(data_root, path, lines)
 
 
-def _write_block(path: str, lines: List[str]) -> None:
+def _write_block(data_root: str, path: str, lines: List[str]) -> None:
+    from rootless import trust
     from rootless.network import hosts
 
+    # a path read from a network's record: rewritten only when it is a container's hosts file
+    if not isinstance(path, str) or os.path.basename(path) != "hosts" or \
+            not trust.inside(os.path.dirname(path), [os.path.join(data_root, "containers")]):
+        return
     try:
         with open(path) as f:
             text = f.read()
