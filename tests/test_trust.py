@@ -206,3 +206,22 @@ def test_pid_is_and_inside(tmp_path):
     assert not trust.inside("/etc/passwd", [str(tmp_path)])
     assert not trust.inside(None, [str(tmp_path)])
 
+
+
+def test_record_log_path_outside_the_container_is_not_written(rl, bb, clean_containers):
+    """A record whose LogPath names a file of ours elsewhere: starting it logs to its own folder."""
+    cid = rl.ok("create", bb, "echo", "logged-line").stdout.strip()
+    path = os.path.join(rl.data_root, "containers", cid, "config.json")
+    with open(path) as f:
+        rec = json.load(f)
+    keep = os.path.join(rl.home, "keep.txt")
+    with open(keep, "w") as f:
+        f.write("mine\n")
+    rec["LogPath"] = keep
+    with open(path, "w") as f:
+        json.dump(rec, f)
+    rl.ok("start", cid)
+    rl.ok("wait", cid)
+    with open(keep) as f:
+        assert f.read() == "mine\n", "the container's log went to a path named in its record"
+    assert "logged-line" in rl.ok("logs", cid).stdout
