@@ -909,7 +909,7 @@ def remove(config, ref: str, *, force: bool = False, store: Optional[st.Store] =
             else:
                 rec = store.resolve(ref)
         except st.BadRecord as e:
-            # a damaged record: removable, but a container still running (its alive.json names a
+            # a damaged record: removable, but a container still running (its alive marker names a
             # live process) is treated as running, so that only `rm -f` stops it
             if not e.cid:
                 raise

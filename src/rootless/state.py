@@ -122,7 +122,7 @@ def _in_our_userns(pid: int, proc: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-ALIVE_FILE = "alive.json"
+ALIVE_FILE = "alive"
 
 
 class BadRecord(RootlessError):
@@ -276,24 +276,31 @@ class Store:
                             f"remove it with `rootless rm -f {cid[:12]}`", cid=cid)
 
     def alive_marker(self, cid: str) -> Optional[Dict[str, Any]]:
-        """``alive.json``: the pid, start time and volumes of a started container, kept beside its
-        record so that a running container whose record is damaged still counts as running
-        (and its volumes as in use). None when missing, unreadable or its process is gone."""
-        from rootless import trust
+        """The ``alive`` marker of a started container, kept beside its record so that a running
+        container whose record is damaged still counts as running (and its volumes as in use):
+        {"Pid", "PidStartTime", "Volumes"}, or None when missing, not ours, or its process is gone.
 
+        A symbolic link whose target is the text ``PID:START:VOL,VOL``: one syscall to write
+        (no temp file, rename and ext4's flush-on-rename on the hot path of `run`)."""
+        path = self.path(cid, ALIVE_FILE)
         try:
-            m = trust.read_json(self.path(cid, ALIVE_FILE), "container marker")
-        except (OSError, ValueError, RootlessError):
+            if os.lstat(path).st_uid != os.getuid():
+                return None
+            pid, start, vols = os.readlink(path).split(":", 2)
+            m = {"Pid": int(pid), "PidStartTime": int(start), "Volumes": [v for v in vols.split(",") if v]}
+        except (OSError, ValueError):
             return None
-        if not isinstance(m, dict) or not is_alive(m, self.proc):
-            return None
-        return m
+        return m if is_alive(m, self.proc) else None
 
     def save_alive_marker(self, rec: Record) -> None:
         s = rec.get("State") or {}
         vols = [m.get("Name") for m in rec.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")]
-        data = json.dumps({"Pid": s.get("Pid"), "PidStartTime": s.get("PidStartTime"), "Volumes": vols}).encode()
-        paths.atomic_write(self.path(rec["Id"], ALIVE_FILE), data, mode=0o600, durable=False)
+        path = self.path(rec["Id"], ALIVE_FILE)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.symlink(f"{_int(s.get('Pid'))}:{_int(s.get('PidStartTime'))}:{','.join(vols)}", path)
 
     def refresh(self, rec: Record) -> Record:
         """A record that says running but whose process is gone is shown as exited (not saved here)."""

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from typing import Any, Optional, Sequence
 
 MAX_STATE_FILE = 4 << 20  # a record is a few KiB; anything larger is not ours
-MAX_DEPTH = 64  # a record nests 4 levels; deeper JSON is refused before json recurses on it
 
 
 def _refuse(what: str, path: str, why: str, hint: str) -> RootlessError:
@@ -105,36 +104,12 @@ def read_json(path: str, what: str = "state file", max_size: int = MAX_STATE_FIL
 
 
 def loads(data: bytes, where: str = "") -> Any:
-    """json.loads with the nesting bounded (deep nesting makes json raise RecursionError, or worse)."""
-    depth = _max_depth(data)
-    if depth > MAX_DEPTH:
-        raise ValueError(f"JSON nested {depth} levels deep (at most {MAX_DEPTH})" + (f" in `{where}`" if where else ""))
-    return json.loads(data)
-
-
-def _max_depth(data: bytes) -> int:
-    """Nesting depth of JSON text, ignoring brackets inside strings (a linear scan)."""
-    depth = best = 0
-    in_str = esc = False
-    for c in data:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == 0x5C:  # backslash
-                esc = True
-            elif c == 0x22:
-                in_str = False
-        elif c == 0x22:
-            in_str = True
-        elif c in (0x5B, 0x7B):
-            depth += 1
-            if depth > best:
-                best = depth
-                if best > MAX_DEPTH:
-                    return best
-        elif c in (0x5D, 0x7D):
-            depth -= 1
-    return best
+    """json.loads, with JSON nested too deep for it a ValueError (CPython's parser raises
+    RecursionError, which callers that expect ValueError for bad JSON would not catch)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply" + (f" in `{where}`" if where else "")) from None
 
 
 def _status_uid(pid: int, proc: str) -> Optional[int]:

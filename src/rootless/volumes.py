@@ -182,7 +182,7 @@ class VolumeStore:
 
 def in_use(data_root: str) -> Dict[str, List[str]]:
     """volume name -> ids of the containers that mount it. A running container whose record is
-    damaged counts too, by its alive.json (issue 11: else its volume could be removed under it)."""
+    damaged counts too, by its alive marker (issue 11: else its volume could be removed under it)."""
     from rootless import state as st
 
     out: Dict[str, List[str]] = {}
