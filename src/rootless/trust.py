@@ -8,7 +8,7 @@ owned by someone else, or writable by group/other, is refused."
   group or other; otherwise anyone could have planted records there (the audit's forged
   ``/tmp/rootless-run-<uid>/usernet/holder.json``, issue 11 item 3).
 - ``read_json``: a state file is opened without following a symlink, must be a regular file of
-  ours, not writable by others, and of bounded size; its JSON is parsed with bounded nesting.
+  ours, not writable by others, and of bounded size; JSON nested too deep is a ValueError.
 - ``pid_is``: a pid is acted on only when it is still the process we recorded: same start time,
   same owner (our uid) and, where known, the same name (/proc/PID/comm).
 - ``inside``: a path from a state file is unlinked only when it lies in one of our directories.
