@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from enginehelp import stop_warm_servers, warm_wanted  # noqa: E402
 
 pytest_plugins = ["fixtures.registry", "fixtures.images", "fixtures.containers", "fixtures.seccomp_probe",
-                  "fixtures.hostile_cfs", "fixtures.hostile_pull"]
+                  "fixtures.hostile_cfs", "fixtures.hostile_pull", "fixtures.hostile_rundir"]
 
 
 def pytest_collection_modifyitems(config, items):

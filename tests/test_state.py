@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -50,8 +51,13 @@ def test_dead_or_reused_pid_is_not_running(tmp_path):
     cid = "e" * 64
     r = rec(cid, "x")
     s.create(r)
-    p = subprocess.Popen(["sleep", "30"])
+    # a container's init lives in a user namespace of its own (a process in ours is not believed)
+    p = subprocess.Popen(["unshare", "-U", "sleep", "30"])
     try:
+        deadline = time.monotonic() + 5
+        while os.stat(f"/proc/{p.pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
+            assert time.monotonic() < deadline, "unshare -U did not make a user namespace"
+            time.sleep(0.01)
         r["State"].update(Status="running", Running=True, Pid=p.pid, PidStartTime=state.proc_start_time(p.pid))
         s.save(r)
         assert s.load(cid)["State"]["Running"] is True

@@ -85,6 +85,11 @@ class Context:
             from rootless import config
 
             cfg = config.load(self.config_file)
+            from rootless import trust
+
+            # a data-root or exec-root someone else owns or can write is refused before any state
+            # in it is read (issue 11 item 3: a forged /tmp/rootless-run-<uid> from another user)
+            trust.check_roots(cfg.data_root, cfg.exec_root)
             if self._debug or self.log_level:
                 import dataclasses
 
@@ -304,6 +309,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             import traceback
 
             traceback.print_exc()
+        from rootless import oserrors
+
+        # a full disk, a quota, a read-only or forbidden path, JSON nested too deep: not our bug
+        known = oserrors.explain(e)
+        if known is not None:
+            render_error(known)
+            return known.exit_code
         render_error(
             RootlessError(
                 f"internal error: {type(e).__name__}: {e}",

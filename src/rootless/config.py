@@ -248,6 +248,9 @@ def _load_toml(text: str, path: str) -> Dict[str, Any]:
             f"read config file `{path}`: invalid TOML: {e}",
             "fix the syntax; `rootless config validate` checks a file",
         )
+    except RecursionError:  # arrays or tables nested thousands deep: no real config is
+        raise ConfigError(f"read config file `{path}`: invalid TOML: nested too deeply",
+                          "fix the file; `rootless config validate` checks a file")
 
 
 def validate(raw: Mapping[str, Any], path: str) -> Dict[str, Any]:

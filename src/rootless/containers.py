@@ -77,7 +77,7 @@ def raw_state(store: st.Store, cid: str) -> Optional[Dict[str, Any]]:
 
 
 def monitor_alive(s: Dict[str, Any]) -> bool:
-    return st.is_alive({"Pid": s.get("MonitorPid"), "PidStartTime": s.get("MonitorStartTime")})
+    return st.is_alive({"Pid": s.get("MonitorPid"), "PidStartTime": s.get("MonitorStartTime")}, container=False)
 
 
 def wait_stopped(store: st.Store, cid: str, timeout: Optional[float] = None, poll: float = 0.05) -> bool:

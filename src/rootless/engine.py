@@ -757,6 +757,8 @@ def _spawn(config, store: st.Store, rec: st.Record, stdio, ids):
             s.update(Pid=pid, PidStartTime=st.proc_start_time(pid) or 0)
             attach.on_ready(pid)  # cgroup, then network (raises: the runtime kills the container)
             store.save(rec, durable=durable)
+            # beside the record: what still says "running, using these volumes" if it is damaged
+            store.save_alive_marker(rec)
 
         if runtime.ours:
             from rootless import runtime as rt
@@ -919,13 +921,19 @@ def remove(config, ref: str, *, force: bool = False, store: Optional[st.Store] =
 
     store = store or st.Store(config.data_root)
     if rec is None:
-        if st.valid_id(ref) and os.path.isdir(os.path.join(store.root, ref)):
-            try:
+        try:
+            if st.valid_id(ref) and os.path.isdir(os.path.join(store.root, ref)):
                 rec = store.load(ref)
-            except RootlessError:
-                rec = {"Id": ref, "State": {}, "Driver": ""}
-        else:
-            rec = store.resolve(ref)
+            else:
+                rec = store.resolve(ref)
+        except st.BadRecord as e:
+            # a damaged record: removable, but a container still running (its alive marker names a
+            # live process) is treated as running, so that only `rm -f` stops it
+            if not e.cid:
+                raise
+            m = store.alive_marker(e.cid)
+            state = {"Running": True, "Pid": m["Pid"], "PidStartTime": m["PidStartTime"]} if m else {}
+            rec = {"Id": e.cid, "Name": e.cid[:12], "State": state, "Driver": ""}
     cid = rec["Id"]
     import contextlib
 

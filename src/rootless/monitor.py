@@ -184,7 +184,7 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
         _report(status_fd, {"ok": True, "pid": started.pid})
     w = {"cid": cid, "config_file": config_file, "data_root": cfg.data_root, "pid": started.pid,
          "helpers": list(getattr(started.proc, "helper_pids", None) or []), "fds": {str(k): v for k, v in streams.fds.items()},
-         "keep": list(streams.keep), "log": log, "log_path": rec["LogPath"], "restarts": restarts, "delay": delay,
+         "keep": list(streams.keep), "log": log, "log_path": store.log_path(cid), "restarts": restarts, "delay": delay,
          "t0": time.monotonic()}
     if (rec["HostConfig"].get("Runtime") or "rootless") in ("rootless", ""):
         # Our runtime's teardown works from the record alone: become the lean watcher (same pid:

@@ -88,13 +88,12 @@ def ensure_private_dir(path: str) -> str:
             f"create directory `{path}`: {e.strerror}",
             "check the permissions of its parent, or set exec-root/data-root in daemon.toml",
         )
-    if not stat.S_ISDIR(st.st_mode):
-        raise RootlessError(f"use directory `{path}`: it is not a directory", "remove it or choose another path")
-    if st.st_uid != os.getuid():
-        raise RootlessError(
-            f"use directory `{path}`: it belongs to uid {st.st_uid}, not to you",
-            "another user may be trying to hijack it; remove it, or set exec-root in daemon.toml",
-        )
+    if stat.S_ISLNK(st.st_mode):
+        raise RootlessError(f"use directory `{path}`: it is a symbolic link, not a directory", "remove it or choose another path")
+    from rootless import trust
+
+    # ours, and nobody else could have written into it (then a read bit is only tightened below)
+    trust.check_dir(path, "directory")
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
     return path
@@ -109,7 +108,10 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
     """
     d = os.path.dirname(path) or "."
     tmp = os.path.join(d, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None  # the file we write, not its temp name
     try:
         view = memoryview(data)
         while view:
@@ -117,9 +119,12 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
             view = view[n:]
         if durable:
             os.fsync(fd)
-    except BaseException:
+    except BaseException as e:
         os.close(fd)
         _unlink_quiet(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            # ENOSPC, EDQUOT, EFBIG from write(): say which file (the CLI shows it, with a hint)
+            raise OSError(e.errno, e.strerror, path) from None
         raise
     os.close(fd)
     try:

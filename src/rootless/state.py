@@ -88,12 +88,102 @@ def proc_start_time(pid: int, proc: str = "/proc", zombie_is_gone: bool = False)
         return None
 
 
-def is_alive(state: Dict[str, Any], proc: str = "/proc") -> bool:
-    pid = int(state.get("Pid") or 0)
-    if pid <= 0:
+def is_alive(state: Dict[str, Any], proc: str = "/proc", container: bool = True) -> bool:
+    """Whether the record's ``Pid`` is still that process (pid + start time). With ``container``
+    (a container's init), also that it lives in a user namespace other than ours: every container
+    has one, so a record naming one of our own processes (a reused or forged pid) is not
+    believed, and the process is never signalled as the container's (issue 11)."""
+    pid = _int(state.get("Pid"))
+    if pid <= 1:
         return False
     st = proc_start_time(pid, proc, zombie_is_gone=True)
-    return st is not None and st == int(state.get("PidStartTime") or 0)
+    if st is None or st != _int(state.get("PidStartTime")):
+        return False
+    return not container or not _in_our_userns(pid, proc)
+
+
+def _int(v: Any) -> int:
+    """An int field of a record (0 when it is missing or of another type)."""
+    if isinstance(v, bool):
+        return 0
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str) and v.isdigit():
+        return int(v)
+    return 0
+
+
+def _in_our_userns(pid: int, proc: str) -> bool:
+    try:
+        a = os.stat(f"{proc}/{pid}/ns/user")
+        b = os.stat(f"{proc}/self/ns/user")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+ALIVE_FILE = "alive"
+
+
+class BadRecord(RootlessError):
+    """A container record that cannot be read, or whose fields have the wrong types."""
+
+    def __init__(self, message: str, hint: Optional[str] = None, cid: str = ""):
+        super().__init__(message, hint)
+        self.cid = cid
+
+
+_warned: set = set()
+
+
+def _warn(text: str) -> None:
+    """Once per process per text (a command may list the records more than once)."""
+    import sys
+
+    if text in _warned:
+        return
+    _warned.add(text)
+    try:
+        sys.stderr.write(f"warning: {text}\n")
+    except (OSError, ValueError):
+        pass
+
+
+# field -> the types it may have (a record is docker's inspect shape; these are the fields the
+# engine reads without checking). None is allowed where docker writes null.
+_TOP = {"Id": (str,), "Name": (str,), "Created": (str,), "Image": (str,), "Driver": (str, type(None)),
+        "Config": (dict,), "HostConfig": (dict,), "State": (dict,), "Mounts": (list, type(None)),
+        "NetworkSettings": (dict, type(None)), "Rootless": (dict, type(None))}
+_STATE = {"Status": (str,), "Running": (bool,), "Paused": (bool,), "Restarting": (bool,), "Pid": (int,),
+          "PidStartTime": (int, type(None)), "ExitCode": (int,), "Error": (str, type(None)),
+          "StartedAt": (str,), "FinishedAt": (str,), "MonitorPid": (int, type(None)),
+          "MonitorStartTime": (int, type(None))}
+_CONFIG = {"Image": (str,), "Cmd": (list, type(None)), "Entrypoint": (list, str, type(None)),
+           "Env": (list, type(None)), "Labels": (dict, type(None)), "Tty": (bool,), "OpenStdin": (bool,)}
+
+
+def check_record(rec: Any, cid: str) -> str:
+    """'' for a record of the right shape, else what is wrong with it."""
+    if not isinstance(rec, dict):
+        return f"it is a JSON {type(rec).__name__}, not an object"
+    for table, obj, where in ((_TOP, rec, ""), (_STATE, rec.get("State"), "State."),
+                              (_CONFIG, rec.get("Config"), "Config.")):
+        if not isinstance(obj, dict):
+            continue  # reported at the top level
+        for key, types in table.items():
+            if key not in obj:
+                if table is _TOP and key in ("Id", "Name", "Config", "HostConfig", "State"):
+                    return f"field `{key}` is missing"
+                continue
+            v = obj[key]
+            if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+                return f"field `{where}{key}` is a {type(v).__name__}, not a {types[0].__name__}"
+    if rec["Id"] != cid:
+        return f"its Id `{rec['Id'][:12]}` is not its folder's"
+    for m in rec.get("Mounts") or []:
+        if not isinstance(m, dict):
+            return "field `Mounts` holds a non-object"
+    return ""
 
 
 class Store:
@@ -159,14 +249,58 @@ class Store:
         paths.atomic_write(path, data, mode=0o600, durable=durable)
 
     def load(self, cid: str) -> Record:
+        rec = self._read(cid)
+        problem = check_record(rec, cid)
+        if problem:
+            raise BadRecord(f"read container record `{cid[:12]}`: {problem}",
+                            f"remove it with `rootless rm -f {cid[:12]}`", cid=cid)
+        return self.refresh(rec)
+
+    def _read(self, cid: str) -> Any:
+        path = self.path(cid, "config.json")
         try:
-            with open(self.path(cid, "config.json"), "rb") as f:
-                rec = json.loads(f.read())
+            with open(path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             raise NotFound(f"No such container: {cid}", "see `rootless ps -a` for the containers")
-        except (OSError, ValueError) as e:
-            raise RootlessError(f"read container record `{cid[:12]}`: {e}", "remove it with `rootless rm -f`")
-        return self.refresh(rec)
+        except OSError as e:
+            raise BadRecord(f"read container record `{cid[:12]}`: {e.strerror}", "check the permissions of "
+                            f"`{path}`", cid=cid)
+        try:
+            from rootless import trust
+
+            return trust.loads(data, path)
+        except (ValueError, RecursionError) as e:
+            what = "it is empty" if not data.strip() else f"not valid JSON ({e})"
+            raise BadRecord(f"read container record `{cid[:12]}`: {what}",
+                            f"remove it with `rootless rm -f {cid[:12]}`", cid=cid)
+
+    def alive_marker(self, cid: str) -> Optional[Dict[str, Any]]:
+        """The ``alive`` marker of a started container, kept beside its record so that a running
+        container whose record is damaged still counts as running (and its volumes as in use):
+        {"Pid", "PidStartTime", "Volumes"}, or None when missing, not ours, or its process is gone.
+
+        A symbolic link whose target is the text ``PID:START:VOL,VOL``: one syscall to write
+        (no temp file, rename and ext4's flush-on-rename on the hot path of `run`)."""
+        path = self.path(cid, ALIVE_FILE)
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                return None
+            pid, start, vols = os.readlink(path).split(":", 2)
+            m = {"Pid": int(pid), "PidStartTime": int(start), "Volumes": [v for v in vols.split(",") if v]}
+        except (OSError, ValueError):
+            return None
+        return m if is_alive(m, self.proc) else None
+
+    def save_alive_marker(self, rec: Record) -> None:
+        s = rec.get("State") or {}
+        vols = [m.get("Name") for m in rec.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")]
+        path = self.path(rec["Id"], ALIVE_FILE)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.symlink(f"{_int(s.get('Pid'))}:{_int(s.get('PidStartTime'))}:{','.join(vols)}", path)
 
     def refresh(self, rec: Record) -> Record:
         """A record that says running but whose process is gone is shown as exited (not saved here)."""
@@ -174,7 +308,7 @@ class Store:
         if st.get("Restarting") and not st.get("Running") and st.get("MonitorPid"):
             # waiting to restart: only its monitor (rootless.monitor) will start it again
             mon = {"Pid": st.get("MonitorPid"), "PidStartTime": st.get("MonitorStartTime")}
-            if not is_alive(mon, self.proc):
+            if not is_alive(mon, self.proc, container=False):
                 st.update(Status="exited", Restarting=False,
                           Error=st.get("Error") or "its monitor is gone: it will not be restarted")
                 if st.get("FinishedAt", ZERO_TIME) == ZERO_TIME:
@@ -193,14 +327,34 @@ class Store:
             return []
         return sorted(n for n in names if valid_id(n))
 
-    def items(self) -> List[Tuple[str, Record]]:
-        """(id, record) of each readable record, by id (an unreadable one is skipped)."""
+    def items(self, warn: bool = True) -> List[Tuple[str, Record]]:
+        """(id, record) of each readable record, by id (an unreadable one is skipped, with a
+        warning on stderr: one damaged record must not stop `ps -a`, `run` or `system df`)."""
         out = []
         for cid in self.ids():
             try:
                 out.append((cid, self.load(cid)))
-            except RootlessError:
+            except NotFound:
+                continue  # removed meanwhile
+            except RootlessError as e:
+                if warn:
+                    alive = " (its process is still running)" if self.alive_marker(cid) else ""
+                    _warn(f"skipping damaged container {cid[:12]}{alive}: {e.message}; {e.hint or ''}")
+        return out
+
+    def damaged(self) -> List[str]:
+        """Ids of the records that cannot be read or have fields of the wrong types."""
+        out = []
+        for cid in self.ids():
+            try:
+                rec = self._read(cid)
+            except NotFound:
                 continue
+            except RootlessError:
+                out.append(cid)
+                continue
+            if check_record(rec, cid):
+                out.append(cid)
         return out
 
     def list(self) -> List[Record]:
@@ -209,11 +363,12 @@ class Store:
     def _find_by_name(self, name: str) -> Optional[Record]:
         for cid in self.ids():
             try:
-                with open(self.path(cid, "config.json"), "rb") as f:
-                    rec = json.loads(f.read())
-            except (OSError, ValueError):
+                rec = self._read(cid)
+            except RootlessError:
                 continue
-            if rec.get("Name", "").lstrip("/") == name:
+            if check_record(rec, cid):
+                continue
+            if rec["Name"].lstrip("/") == name:
                 return rec
         return None
 

@@ -171,20 +171,32 @@ class VolumeStore:
                 "Mountpoint": self.data(name), "Name": name, "Options": None, "Scope": "local"}
 
     def users(self, data_root: str, name: str) -> List[str]:
-        from rootless import state as st
-
-        out = []
-        for rec in st.Store(data_root).list():
-            for m in rec.get("Mounts") or []:
-                if m.get("Type") == "volume" and m.get("Name") == name:
-                    out.append(rec["Id"])
-        return out
+        return in_use(data_root).get(name, [])
 
     def remove(self, name: str, ids=None) -> None:
         d = self.dir(name)
         if not os.path.isdir(d):
             raise NotFound(f"remove volume `{name}`: no such volume", "see `rootless volume ls`")
         _rmtree(d, ids)
+
+
+def in_use(data_root: str) -> Dict[str, List[str]]:
+    """volume name -> ids of the containers that mount it. A running container whose record is
+    damaged counts too, by its alive marker (issue 11: else its volume could be removed under it)."""
+    from rootless import state as st
+
+    out: Dict[str, List[str]] = {}
+    store = st.Store(data_root)
+    for rec in store.list():
+        for m in rec.get("Mounts") or []:
+            if isinstance(m, dict) and m.get("Type") == "volume" and isinstance(m.get("Name"), str):
+                out.setdefault(m["Name"], []).append(rec["Id"])
+    for cid in store.damaged():
+        marker = store.alive_marker(cid)
+        for name in (marker or {}).get("Volumes") or []:
+            if isinstance(name, str):
+                out.setdefault(name, []).append(cid)
+    return out
 
 
 def _rmtree(path: str, ids=None) -> None:

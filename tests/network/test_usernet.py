@@ -68,17 +68,24 @@ def test_stale_attachments_are_not_live(tmp_path):
 
 
 def test_hosts_block_is_rewritten_in_place(tmp_path):
-    p = tmp_path / "hosts"
+    d = tmp_path / "containers" / ("c" * 64)
+    d.mkdir(parents=True)
+    p = d / "hosts"
     p.write_text("127.0.0.1\tlocalhost\n127.0.1.1\tabc\n10.0.0.9\textra\n")
     ino = p.stat().st_ino
-    usernet._write_block(str(p), ["10.89.0.2\tabc web", "10.89.0.3\tdb 0123456789ab"])
+    usernet._write_block(str(tmp_path), str(p), ["10.89.0.2\tabc web", "10.89.0.3\tdb 0123456789ab"])
     text = p.read_text()
     assert text == ("127.0.0.1\tlocalhost\n10.0.0.9\textra\n" + usernet.BEGIN + "\n10.89.0.2\tabc web\n"
                     "10.89.0.3\tdb 0123456789ab\n" + usernet.END + "\n")
-    usernet._write_block(str(p), ["10.89.0.2\tabc web"])
+    usernet._write_block(str(tmp_path), str(p), ["10.89.0.2\tabc web"])
     assert p.read_text().count("10.89.0.3") == 0 and p.stat().st_ino == ino
-    usernet._write_block(str(p), [])
+    usernet._write_block(str(tmp_path), str(p), [])
     assert p.read_text() == "127.0.0.1\tlocalhost\n10.0.0.9\textra\n"
+    # a path from a network record that is not a container's hosts file is left alone (issue 11)
+    other = tmp_path / "hosts"
+    other.write_text("mine\n")
+    usernet._write_block(str(tmp_path), str(other), ["10.89.0.2\tabc web"])
+    assert other.read_text() == "mine\n"
 
 
 def test_handle_round_trip_keeps_the_user_network_fields():

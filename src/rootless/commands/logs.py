@@ -76,7 +76,7 @@ def main(args, ctx) -> int:
     now = time.time()
     since = parse_when(args.since, now, "--since")
     until = parse_when(args.until, now, "--until")
-    path = rec.get("LogPath") or store.log_path(rec["Id"])
+    path = store.log_path(rec["Id"])  # not the record's LogPath: a path from a state file is not trusted
     out = sys.stdout.buffer
     err = sys.stderr.buffer
 

@@ -102,14 +102,9 @@ def main(args, ctx) -> int:
 
 
 def _used(cfg):
-    from rootless import state
+    from rootless import volumes
 
-    out = {}
-    for rec in state.Store(cfg.data_root).list():
-        for m in rec.get("Mounts") or []:
-            if m.get("Type") == "volume" and m.get("Name"):
-                out.setdefault(m["Name"], []).append(rec["Id"])
-    return out
+    return volumes.in_use(cfg.data_root)
 
 
 def _match(info, filters, used) -> bool:

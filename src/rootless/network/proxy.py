@@ -33,6 +33,7 @@ from rootless.errors import RootlessError
 from rootless.network.ports import PortSpec, bind_all
 
 BUF_SIZE = 256 * 1024
+COMM = "rootless-proxy"  # /proc/PID/comm of the proxy, checked before it is signalled
 PIPE_SIZE = 1024 * 1024  # per direction; past the user's pipe-user-pages-soft the kernel gives less
 F_SETPIPE_SZ = 1031
 F_GETPIPE_SZ = 1032
@@ -90,11 +91,13 @@ def start(pid: int, ports: Sequence[PortSpec], *, log_path: str = "", proc: str 
 
 
 def stop(p: Proxy, proc: str = "/proc") -> None:
-    from rootless.runtime import proc_start_time
 
-    st = proc_start_time(p.pid, proc)
-    if st is not None and (p.start_time is None or st == p.start_time):
-        _kill(p.pid, signal.SIGTERM)
+    from rootless import trust
+
+    # read back from a state file: signal only our proxy (start time, owner, name; issue 11)
+    if not trust.pid_is(p.pid, p.start_time, (COMM,), proc):
+        return
+    _kill(p.pid, signal.SIGTERM)
     _reap(p.pid, 2.0)
 
 
@@ -185,7 +188,7 @@ def _proxy_main(target: int, fds: List[int], specs: List[Dict[str, Any]], ready_
     try:
         from rootless.linux import syscalls
 
-        syscalls.set_name("rootless-proxy")
+        syscalls.set_name(COMM)
     except OSError:
         pass
 

@@ -29,6 +29,7 @@ GUEST_ADDR = "10.0.2.100"
 GATEWAY = "10.0.2.2"
 DNS = "10.0.2.3"
 DEFAULT_MTU = 65520  # slirp4netns's maximum is 65521; Podman uses 65520 (fastest)
+COMM = "slirp4netns"  # /proc/PID/comm of the process
 SLIRP_HINT = "check that /dev/net/tun is usable (mode 0666) and that slirp4netns works: `slirp4netns --help`"
 
 _features: Optional[Dict[str, bool]] = None
@@ -224,12 +225,16 @@ def stop(s: Slirp, proc: str = "/proc", timeout: float = 2.0) -> None:
     socket is removed here), and its exit takes 15-30 ms (the kernel tears down its sandbox's
     mount namespace), which every `run --rm` would otherwise wait for. Our child is reaped by
     subprocess later (or goes to init with us); ``timeout`` is kept for callers."""
-    if alive(s, proc):
+    from rootless import trust
+
+    # a Slirp read back from a state file: signal only that slirp4netns of ours (start time,
+    # owner, name), remove only its socket (issue 11 item 3)
+    if alive(s, proc) and trust.pid_is(s.pid, s.start_time, (COMM,), proc):
         _kill(s.pid, signal.SIGKILL)
     p = _children.pop(s.pid, None)
     if p is not None:
         p.poll()
-    _unlink(s.api_socket)
+    _unlink_socket(s.api_socket)
 
 
 def _kill(pid: int, sig: int = signal.SIGTERM) -> None:
@@ -237,6 +242,20 @@ def _kill(pid: int, sig: int = signal.SIGTERM) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def _unlink_socket(path: str) -> None:
+    """Unlink our API socket: only a socket of ours with that name, never another file."""
+    import stat
+
+    if os.path.basename(path) != "slirp4netns.sock":
+        return
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid():
+        _unlink(path)
 
 
 def _unlink(path: str) -> None:

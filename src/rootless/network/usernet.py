@@ -69,6 +69,7 @@ MTU = 65520
 BEGIN = "# rootless networks: begin (managed, rewritten as peers come and go)"
 END = "# rootless networks: end"
 NSENTER_HINT = "check that nsenter (util-linux) and ip (iproute2) are installed"
+HOLDER_NAME = "rootless-netns"  # its /proc/PID/comm (set_name), checked before it is signalled
 
 
 # --- definitions ----------------------------------------------------------------------------------
@@ -241,7 +242,7 @@ def remove(data_root: str, exec_root: str, ref: str, proc: str = "/proc") -> str
                                 f"stop them, or disconnect them: `rootless network disconnect {net['Name']} NAME`",
                                 exit_code=1)
         os.unlink(os.path.join(net_dir(data_root), net["Id"] + ".json"))
-        h = _holder(exec_root, proc)
+        h = _holder(data_root, exec_root, proc)
         if h is not None:
             if not _maybe_stop_holder(data_root, exec_root, h, proc):
                 try:
@@ -262,9 +263,9 @@ def _maybe_stop_holder(data_root: str, exec_root: str, h: Dict[str, Any], proc: 
     if load_all(data_root) and (pending or _any_attached(data_root, proc)):
         if pending != h.get("pending"):
             h["pending"] = pending
-            _save_holder(exec_root, h)
+            _save_holder(data_root, exec_root, h)
         return False
-    _stop_holder(exec_root, h, proc)
+    _stop_holder(data_root, exec_root, h, proc)
     return True
 
 
@@ -275,18 +276,48 @@ def _holder_dir(exec_root: str) -> str:
     return os.path.join(exec_root, "usernet")
 
 
-def _holder(exec_root: str, proc: str = "/proc") -> Optional[Dict[str, Any]]:
-    """holder.json when its pid is still that process (pid + start time), else None."""
-    from rootless.runtime import proc_start_time
+HOLDER_FILE = "holder.json"
+
+
+def _holder_copy(data_root: str) -> str:
+    """The second copy of holder.json, under data-root: it outlives XDG_RUNTIME_DIR, which
+    logind wipes at logout (without linger) while the holder and its containers run on
+    (issue 11 item 13: else the next container starts a second holder and the networks split)."""
+    return os.path.join(net_dir(data_root), HOLDER_FILE)
+
+
+def _holder(data_root: str, exec_root: str, proc: str = "/proc") -> Optional[Dict[str, Any]]:
+    """The holder's record when its pid is still that process (pid + start time + owner + name),
+    else None: from exec-root, else from the copy under data-root (then put back in exec-root).
+
+    A record is trusted only in a folder of ours that nobody else can write, and only when the
+    file is ours (issue 11 item 3: a holder.json planted in a /tmp fallback named the victim's
+    processes)."""
+    h = _read_holder(exec_root, _holder_dir(exec_root), proc)
+    if h is not None:
+        return h
+    h = _read_holder(data_root, net_dir(data_root), proc)
+    if h is not None:
+        try:  # found again after exec-root was wiped: the run-time copy comes back
+            _write_holder(os.path.join(_ensure_holder_dir(exec_root), HOLDER_FILE), h)
+        except (OSError, RootlessError):
+            pass
+    return h
+
+
+def _read_holder(root: str, d: str, proc: str) -> Optional[Dict[str, Any]]:
+    from rootless import trust
 
     try:
-        with open(os.path.join(_holder_dir(exec_root), "holder.json")) as f:
-            h = json.load(f)
+        if not trust.check_dir(root, "directory") or not trust.check_dir(d, "directory"):
+            return None
+        h = trust.read_json(os.path.join(d, HOLDER_FILE), "network namespace record")
     except (OSError, ValueError):
         return None
-    pid = int(h.get("pid", 0))
-    st = proc_start_time(pid, proc)
-    if st is None or st != h.get("start_time") or _zombie(pid, proc):
+    if not isinstance(h, dict):
+        return None
+    pid = h.get("pid")
+    if not trust.pid_is(pid, h.get("start_time"), (HOLDER_NAME,), proc) or _zombie(pid, proc):
         return None
     return h
 
@@ -300,16 +331,23 @@ def _zombie(pid: int, proc: str) -> bool:
         return True
 
 
-def _save_holder(exec_root: str, h: Dict[str, Any]) -> None:
+def _ensure_holder_dir(exec_root: str) -> str:
+    """exec-root and its usernet/, each 0700 (made again when XDG_RUNTIME_DIR was wiped)."""
     from rootless import paths
 
-    paths.atomic_write(os.path.join(_holder_dir(exec_root), "holder.json"), json.dumps(h).encode(), mode=0o600,
-                       durable=False)
+    paths.ensure_private_dir(exec_root)
+    return paths.ensure_private_dir(_holder_dir(exec_root))
 
 
-def holder_pid(exec_root: str, proc: str = "/proc") -> Optional[int]:
-    h = _holder(exec_root, proc)
-    return int(h["pid"]) if h else None
+def _save_holder(data_root: str, exec_root: str, h: Dict[str, Any]) -> None:
+    _write_holder(os.path.join(_ensure_holder_dir(exec_root), HOLDER_FILE), h)
+    _write_holder(_holder_copy(data_root), h)
+
+
+def _write_holder(path: str, h: Dict[str, Any]) -> None:
+    from rootless import paths
+
+    paths.atomic_write(path, json.dumps(h).encode(), mode=0o600, durable=False)
 
 
 def _holder_main(ctl_fd: int, self_map: Any, ready_w: int, proc: str) -> None:
@@ -350,7 +388,7 @@ def _holder_main(ctl_fd: int, self_map: Any, ready_w: int, proc: str) -> None:
             except OSError:
                 pass
     try:
-        syscalls.set_name("rootless-netns")
+        syscalls.set_name(HOLDER_NAME)
     except OSError:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -363,21 +401,20 @@ def _maps_text(maps: Sequence[Any]) -> List[List[int]]:
     return [[m.container, m.host, m.count] for m in maps]
 
 
-def ensure_holder(exec_root: str, uid_maps: Sequence[Any], gid_maps: Sequence[Any], proc: str = "/proc") -> Dict[str, Any]:
+def ensure_holder(data_root: str, exec_root: str, uid_maps: Sequence[Any], gid_maps: Sequence[Any], proc: str = "/proc") -> Dict[str, Any]:
     """The running holder (started when there is none). Call with the networks lock held."""
-    from rootless import paths
     from rootless.network import slirp
     from rootless.runtime import proc_start_time, sync, userns
 
     want = {"uid_maps": _maps_text(uid_maps), "gid_maps": _maps_text(gid_maps)}
-    h = _holder(exec_root, proc)
+    h = _holder(data_root, exec_root, proc)
     if h is not None:
         if h.get("uid_maps") != want["uid_maps"] or h.get("gid_maps") != want["gid_maps"]:
             raise RootlessError("join the rootless network namespace: its user namespace maps other ids "
                                 f"({h.get('uid_maps')}) than this container ({want['uid_maps']})",
                                 "containers on user networks share one user namespace: use the default id mapping")
         return h
-    d = paths.ensure_private_dir(_holder_dir(exec_root))
+    d = _ensure_holder_dir(exec_root)
     self_map = None
     if userns.can_self_map(uid_maps, gid_maps, os.getuid(), os.getgid()):
         self_map = (uid_maps[0], gid_maps[0])
@@ -417,24 +454,30 @@ def ensure_holder(exec_root: str, uid_maps: Sequence[Any], gid_maps: Sequence[An
         _reap(pid)
         raise
     h = {"pid": pid, "start_time": start_time, "slirp": s.to_dict(), "pending": {}, **want}
-    _save_holder(exec_root, h)
+    _save_holder(data_root, exec_root, h)
     return h
 
 
-def _stop_holder(exec_root: str, h: Dict[str, Any], proc: str = "/proc") -> None:
+def _stop_holder(data_root: str, exec_root: str, h: Dict[str, Any], proc: str = "/proc") -> None:
+    from rootless import trust
     from rootless.network import slirp
 
-    _kill(int(h["pid"]), signal.SIGTERM)
-    _reap(int(h["pid"]), 2.0)
-    if h.get("slirp"):
+    # h came from _holder() or ensure_holder(): its pid was checked (start time, owner, name)
+    if trust.pid_is(h.get("pid"), h.get("start_time"), (HOLDER_NAME,), proc):
+        _kill(int(h["pid"]), signal.SIGTERM)
+        _reap(int(h["pid"]), 2.0)
+    if isinstance(h.get("slirp"), dict):
         try:
-            slirp.stop(slirp.Slirp.from_dict(h["slirp"]), proc)
-        except (OSError, KeyError, ValueError):
+            s = slirp.Slirp.from_dict(h["slirp"])
+        except (KeyError, TypeError, ValueError):
+            s = None
+        if s is not None and trust.inside(s.api_socket, [_holder_dir(exec_root)]):
+            slirp.stop(s, proc)
+    for path in (os.path.join(_holder_dir(exec_root), HOLDER_FILE), _holder_copy(data_root)):
+        try:
+            os.unlink(path)
+        except OSError:
             pass
-    try:
-        os.unlink(os.path.join(_holder_dir(exec_root), "holder.json"))
-    except OSError:
-        pass
 
 
 def _kill(pid: int, sig: int) -> None:
@@ -529,11 +572,11 @@ def join_spec(data_root: str, exec_root: str, spec: Dict[str, Any], net_ref: str
     get(data_root, net_ref)
     uid_maps, gid_maps = userns.maps_for(ids or ids_for_current_user(), spec)
     with locked(data_root):
-        h = ensure_holder(exec_root, uid_maps, gid_maps, proc)
+        h = ensure_holder(data_root, exec_root, uid_maps, gid_maps, proc)
         now = time.time()
         h["pending"] = {c: t for c, t in (h.get("pending") or {}).items() if now - t < PENDING_GRACE}
         h["pending"][container_id] = now
-        _save_holder(exec_root, h)
+        _save_holder(data_root, exec_root, h)
     linux = spec.setdefault("linux", {})
     nss = [n for n in linux.get("namespaces") or [] if n.get("type") not in ("user", "network")]
     nss += [{"type": "user", "path": f"/proc/{h['pid']}/ns/user"}, {"type": "network"}]
@@ -565,14 +608,14 @@ def attach(data_root: str, exec_root: str, net_ref: str, pid: int, *, container_
 
     with locked(data_root):
         net = get(data_root, net_ref)
-        h = _holder(exec_root, proc)
+        h = _holder(data_root, exec_root, proc)
         if h is None or not _same_userns(int(h["pid"]), pid, proc):
             raise RootlessError(f"connect container `{name}` to network `{net['Name']}`: it does not live in the "
                                 "user namespace of the rootless network namespace",
                                 "only containers started on a user network (`run --network NAME`) can be connected")
         hpid = int(h["pid"])
         h.get("pending", {}).pop(container_id, None)
-        _save_holder(exec_root, h)
+        _save_holder(data_root, exec_root, h)
         nets = load_all(data_root)
         _ensure_bridge(hpid, net, nets)
         live = live_containers(net, proc)
@@ -617,7 +660,7 @@ def release(data_root: str, exec_root: str, container_id: str, net_ref: str = ""
     problems: List[str] = []
     try:
         with locked(data_root):
-            h = _holder(exec_root, proc)
+            h = _holder(data_root, exec_root, proc)
             changed = False
             for net in load_all(data_root):
                 if net_ref and net_ref not in (net["Name"], net["Id"]):
@@ -636,7 +679,7 @@ def release(data_root: str, exec_root: str, container_id: str, net_ref: str = ""
                     except RootlessError as e:
                         problems.append(e.message)
                 if a is not None and a.get("HostsPath") and net_ref:
-                    _write_block(a["HostsPath"], [])
+                    _write_block(data_root, a["HostsPath"], [])
             if h is not None:
                 h.get("pending", {}).pop(container_id, None)
                 _maybe_stop_holder(data_root, exec_root, h, proc)
@@ -669,12 +712,17 @@ def _refresh_hosts(data_root: str, proc: str) -> None:
             for other, a in sorted(live.items(), key=lambda kv: kv[1].get("Name", "")):
                 if other != cid:
                     lines.append(f"{a['IPv4Address'].split('/')[0]}\t{a.get('Name') or other[:12]} {other[:12]}")
-        _write_block(path, lines)
+        _write_block(data_root, path, lines)
 
 
-def _write_block(path: str, lines: List[str]) -> None:
+def _write_block(data_root: str, path: str, lines: List[str]) -> None:
+    from rootless import trust
     from rootless.network import hosts
 
+    # a path read from a network's record: rewritten only when it is a container's hosts file
+    if not isinstance(path, str) or os.path.basename(path) != "hosts" or \
+            not trust.inside(os.path.dirname(path), [os.path.join(data_root, "containers")]):
+        return
     try:
         with open(path) as f:
             text = f.read()
@@ -737,7 +785,7 @@ def prune(data_root: str, exec_root: str, proc: str = "/proc") -> List[str]:
 def status(data_root: str, exec_root: str, proc: str = "/proc") -> str:
     """For `rootless info`."""
     nets = load_all(data_root)
-    h = _holder(exec_root, proc)
+    h = _holder(data_root, exec_root, proc)
     running = f"shared namespace running (pid {h['pid']})" if h else "shared namespace not running"
     return f"{len(nets)} defined; {running}"
 

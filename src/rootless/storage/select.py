@@ -98,7 +98,7 @@ def probe_overlay(data_root: str, use_cache: bool = True):
             pass
     ok, why = _probe_overlay_now(data_root)
     try:
-        os.makedirs(data_root, exist_ok=True)
+        os.makedirs(data_root, mode=0o700, exist_ok=True)
         paths.atomic_write(cache, json.dumps({"key": key, "ok": ok, "why": why}).encode())
     except OSError:
         pass
