@@ -3,9 +3,10 @@
 Starting Python and importing the engine costs more than running a container (~45 of ~70 ms for
 `run --rm busybox true`). So the first command a user runs starts, in the background, a small
 server that imports everything once and then waits on a unix socket; later commands are thin
-clients: they pass their argv, environment, umask, rlimits, working directory and their own
+clients: they pass their argv, environment, umask, working directory and their own
 stdin/stdout/stderr (the file descriptors themselves, SCM_RIGHTS) and the server forks a child
-that becomes the command, exactly as if the client had run it, with fds 0-2 being the client's.
+that becomes the command, exactly as if the client had run it, with fds 0-2 being the client's
+and the client's rlimits, CPUs and nice value (read from /proc: a client could lie about them).
 The client forwards the signals it gets to that child and exits with its exit status. It is the
 same idea as Podman's pause process and Emacs's server; nothing runs with more rights than the
 user's own.
@@ -14,6 +15,8 @@ What a user can rely on:
 - Output, exit codes, signals and terminals behave as without it (tests run the suite through it).
 - If anything is off (no server yet, a different build or Python, rlimits it cannot match, a dead
   server), the client runs the command itself, as before. ``ROOTLESS_WARM=0`` turns it off.
+- A confined client is never served by a less confined server (seccomp_filtered and read_proof
+  say how: Landlock and seccomp filters do not show in /proc as namespaces do).
 - The server lives in the exec-root (``$XDG_RUNTIME_DIR/rootless``, 0700), accepts only its own
   uid (SO_PEERCRED), exits after ``ROOTLESS_WARM_IDLE`` seconds without work (default 600), when
   its socket is removed, or on ``rootless system warm stop``.
