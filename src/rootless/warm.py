@@ -754,12 +754,14 @@ def _accept(lsock, jobs, closers, here: str, proven) -> None:
     except OSError:
         return
     fds = []
+    peer = -1
     try:
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         client, uid, _gid = struct.unpack("3i", cred)
         if uid != os.getuid():
             conn.close()
             return
+        peer = _peer_pidfd(conn)
         body, fds = _recv_request(conn)
         parts = body.split(b"\0")
         if parts[0] != PROTO:
@@ -774,7 +776,7 @@ def _accept(lsock, jobs, closers, here: str, proven) -> None:
             conn.sendall(b"C the client runs under a seccomp filter\n")
             raise ValueError("seccomp")
     except (OSError, ValueError):
-        for fd in fds:
+        for fd in fds + ([peer] if peer >= 0 else []):
             os.close(fd)
         conn.close()
         return
@@ -787,8 +789,10 @@ def _accept(lsock, jobs, closers, here: str, proven) -> None:
                 c.close() if hasattr(c, "close") else os.close(c)
             except OSError:
                 pass
-        _child(conn, fds, parts, client, status_w)  # never returns
+        _child(conn, fds, parts, client, status_w, peer)  # never returns
     os.close(status_w)
+    if peer >= 0:
+        os.close(peer)
     for fd in fds:
         os.close(fd)
     jobs[conn.fileno()] = _Job(pid, conn, status_r)
@@ -845,12 +849,24 @@ def _reap(jobs) -> None:
                 del jobs[fd]
 
 
-def _child(conn, fds, parts, client: int, status_w: int) -> None:
+def _peer_pidfd(conn) -> int:
+    """A pidfd of the process that connected (SO_PEERPIDFD, Linux >= 6.5), else -1: /proc/PID is
+    read by pid, which the client could free (exit) for another process to take."""
+    import socket
+
+    try:
+        raw = conn.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_PEERPIDFD", 77), 4)
+        return int.from_bytes(raw[:4], sys.byteorder, signed=True)
+    except (OSError, AttributeError):
+        return -1
+
+
+def _child(conn, fds, parts, client: int, status_w: int, peer: int = -1) -> None:
     """In the forked child: become the client's command, run it, exit with its status."""
     me = os.getpid()  # a process the command forks and that ends up here must not report for it
     code = 125
     try:
-        code = _child_main(conn, fds, parts, client)
+        code = _child_main(conn, fds, parts, client, peer)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
@@ -875,7 +891,7 @@ def _child(conn, fds, parts, client: int, status_w: int) -> None:
         os._exit(code)
 
 
-def _child_main(conn, fds, parts, client: int) -> int:
+def _child_main(conn, fds, parts, client: int, peer: int = -1) -> int:
     import atexit
     import io
     import signal
@@ -941,6 +957,13 @@ def _child_main(conn, fds, parts, client: int) -> int:
             pass
     if not _as_client(client):
         return cannot("cannot take on the client's signal mask or OOM score")
+    if peer >= 0:  # all we read from /proc/CLIENT was the client's: it still lives, its pid is not reused
+        try:
+            signal.pidfd_send_signal(peer, 0)
+        except OSError:
+            return cannot("the client exited")
+        finally:
+            os.close(peer)
     in_fd, out_fd, err_fd, cwd_fd = fds
     try:
         os.fchdir(cwd_fd)
