@@ -608,6 +608,7 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
         parent_sock.close()
         code = 125
         try:
+            _before_joining(child_sock.fileno(), stdin_fd)
             _join_cgroup(rec)
             code = _exec_child(pid, ns_paths, process, opts, rec, child_sock, stdin_fd, proc)
         except BaseException as e:  # noqa: BLE001
@@ -658,6 +659,31 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
 
             pump_tty(master, opts.interactive)
         return _waitpid(a)
+
+
+def _before_joining(*keep: int) -> None:  # pragma: no cover - runs in the forked child
+    """Make this process unfit to spy on before it joins the container (DESIGN's security rules).
+
+    Once in the container's pid namespace, its processes see ours; as the same uid, they could
+    ptrace it or read its /proc/PID/environ (the CLI's environment: tokens) and its fds (runc's
+    CVE-2016-9962). Not dumpable, only a process with CAP_SYS_PTRACE over our memory's (the host's)
+    user namespace may; the command gets back a dumpable process of its own at execve. It needs
+    nothing of our environment (its own comes from the container's config) nor of our fds."""
+    from rootless.linux import syscalls as sc
+
+    sc.set_dumpable(False)
+    os.environ.clear()
+    sc.scrub_environ()
+    try:
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def _join_cgroup(rec: st.Record) -> None:  # pragma: no cover - runs in the forked child

@@ -3,9 +3,10 @@
 Starting Python and importing the engine costs more than running a container (~45 of ~70 ms for
 `run --rm busybox true`). So the first command a user runs starts, in the background, a small
 server that imports everything once and then waits on a unix socket; later commands are thin
-clients: they pass their argv, environment, umask, rlimits, working directory and their own
+clients: they pass their argv, environment, umask, working directory and their own
 stdin/stdout/stderr (the file descriptors themselves, SCM_RIGHTS) and the server forks a child
-that becomes the command, exactly as if the client had run it, with fds 0-2 being the client's.
+that becomes the command, exactly as if the client had run it, with fds 0-2 being the client's
+and the client's rlimits, CPUs and nice value (read from /proc: a client could lie about them).
 The client forwards the signals it gets to that child and exits with its exit status. It is the
 same idea as Podman's pause process and Emacs's server; nothing runs with more rights than the
 user's own.
@@ -14,6 +15,8 @@ What a user can rely on:
 - Output, exit codes, signals and terminals behave as without it (tests run the suite through it).
 - If anything is off (no server yet, a different build or Python, rlimits it cannot match, a dead
   server), the client runs the command itself, as before. ``ROOTLESS_WARM=0`` turns it off.
+- A confined client is never served by a less confined server (seccomp_filtered and read_proof
+  say how: Landlock and seccomp filters do not show in /proc as namespaces do).
 - The server lives in the exec-root (``$XDG_RUNTIME_DIR/rootless``, 0700), accepts only its own
   uid (SO_PEERCRED), exits after ``ROOTLESS_WARM_IDLE`` seconds without work (default 600), when
   its socket is removed, or on ``rootless system warm stop``.
@@ -25,7 +28,8 @@ modules that cost nothing (os, sys, _socket, _signal).
 import os
 import sys
 
-PROTO = b"RLW1"
+PROTO = b"RLW2"
+PROOF_VAR = "ROOTLESS_WARM_PROOF"  # see prove_client()
 IDLE_DEFAULT = 600.0
 START_TIMEOUT = 30.0  # seconds a client waits for its command to start in the server
 # Commands the server runs. The others run in the client: they re-exec themselves or wait for
@@ -83,8 +87,47 @@ def place(proc: str = "/proc/self") -> str:
     return "\0".join(parts)
 
 
-STATUS_KEYS = ("Uid:", "Gid:", "Groups:", "NoNewPrivs:", "Seccomp:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:",
-               "CapAmb:")
+STATUS_KEYS = ("Uid:", "Gid:", "Groups:", "NoNewPrivs:", "Seccomp:", "Seccomp_filters:", "CapInh:", "CapPrm:",
+               "CapEff:", "CapBnd:", "CapAmb:")
+
+
+# Confinement a server cannot see in place(), and the rules that keep a confined client out:
+# - seccomp: /proc shows the mode and (Linux >= 5.9) the number of stacked filters, not the
+#   filters (PTRACE_SECCOMP_GET_FILTER needs CAP_SYS_ADMIN); two stacks of equal depth may forbid
+#   different things. So a client under any seccomp filter runs its commands itself (and starts
+#   no server: it could serve no one else provably).
+# - Landlock: no /proc file shows a Landlock domain. But Landlock forbids a sandboxed process to
+#   ptrace -- in any mode, so also to read /proc/PID/environ of -- a process outside its domain
+#   or a nested one (Documentation/userspace-api/landlock.rst, "Ptrace restrictions"). The
+#   server is started with a random proof in its environment (PROOF_VAR) and serves a client
+#   only if it sends that proof back: it could read the server's /proc/PID/environ, so the
+#   server's domain is the client's or nested in it -- at least as confined. A sandbox that
+#   started its own server can use it; a sandboxed client cannot use a server from outside.
+#   (/proc/PID/environ also needs the same uid and a dumpable server: both hold.)
+def seccomp_filtered(proc: str = "/proc/self") -> bool:
+    """Whether a process runs under a seccomp filter or strict mode (unknown: yes)."""
+    try:
+        with open(f"{proc}/status", "rb") as f:
+            for line in f.read().split(b"\n"):
+                if line.startswith(b"Seccomp:"):
+                    return line.split()[1:] != [b"0"]
+    except OSError:
+        pass
+    return True
+
+
+def read_proof(pid: int) -> "bytes | None":
+    """The proof in /proc/PID/environ of the server (None: not readable, e.g. in a Landlock sandbox)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read(1 << 20)
+    except OSError:
+        return None
+    key = PROOF_VAR.encode() + b"="
+    for item in data.split(b"\0"):
+        if item.startswith(key) and len(item) > len(key):
+            return item[len(key):]
+    return None
 
 
 def server_key(build_id: str, env=None, where: "str | None" = None) -> str:
@@ -203,30 +246,16 @@ def _encode(items) -> bytes:
     return b"\0".join(out)
 
 
-def _request(argv) -> bytes:
+def _request(argv, proof: bytes) -> bytes:
+    """proto, proof, umask, ignored signals, argc, argv..., envc, env... The server reads what
+    confines the command (rlimits, CPUs, nice) from /proc, not from here: a client could lie."""
     import _signal
 
     umask = os.umask(0o022)
     os.umask(umask)
     ignored = [str(n) for n in range(1, 65) if _ignored(_signal, n)]
-    try:
-        import resource
-
-        limits = []
-        for name in dir(resource):
-            if name.startswith("RLIMIT_"):
-                n = getattr(resource, name)
-                soft, hard = resource.getrlimit(n)
-                limits.append(f"{n}:{soft}:{hard}")
-    except (ImportError, OSError, ValueError):
-        limits = []
-    try:
-        cpus = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        cpus = ""
     env = [f"{k}={v}" for k, v in os.environ.items()]  # str, surrogate-escaped: fsencode below
-    head = [PROTO, str(umask), ",".join(ignored), ";".join(limits), cpus, str(os.nice(0)),
-            str(len(argv))] + list(argv) + [str(len(env))] + env
+    head = [PROTO, proof, str(umask), ",".join(ignored), str(len(argv))] + list(argv) + [str(len(env))] + env
     return _encode(head)
 
 
@@ -258,6 +287,9 @@ def try_client(build_id: str, argv) -> "int | None":
     """
     if not build_id or not enabled() or command_of(argv[1:]) not in WARM_COMMANDS:
         return None
+    if seccomp_filtered():
+        _debug("this process runs under a seccomp filter (a server cannot prove it has the same one)")
+        return None
     root = exec_root()
     key = server_key(build_id)
     path = socket_path(root, key) if root else ""
@@ -282,6 +314,11 @@ def try_client(build_id: str, argv) -> "int | None":
     if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
         s.close()  # not our server (the folder is ours: someone with more rights than us made it)
         return None
+    proof = read_proof(int.from_bytes(cred[0:4], sys.byteorder))
+    if proof is None:
+        s.close()
+        _debug("the warm server's /proc/PID/environ cannot be read (a Landlock sandbox?): it may be less confined")
+        return None
     try:
         cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
@@ -303,7 +340,7 @@ def try_client(build_id: str, argv) -> "int | None":
         return None
     fwd = _Forwarder(s)
     try:
-        body = _request(argv)
+        body = _request(argv, proof)
         msg = len(body).to_bytes(4, "big") + body
         import array
 
@@ -457,7 +494,9 @@ def start_server_later(build_id: str, key: str) -> None:
             os.dup2(null, fd)
         os.closerange(3, 65536)
         os.chdir("/")
-        os.execv(sys.executable, [sys.executable] + flags + ["-c", boot, json.dumps(sys.path), build_id, key])
+        env = dict(os.environ)
+        env[PROOF_VAR] = os.urandom(16).hex()  # stays in its /proc/PID/environ (see read_proof)
+        os.execve(sys.executable, [sys.executable] + flags + ["-c", boot, json.dumps(sys.path), build_id, key], env)
     finally:
         os._exit(0)
 
@@ -529,8 +568,13 @@ def serve(build_id: str, key: str) -> None:
     import socket
     import time
 
-    if server_key(build_id) != key:
+    proof = os.environ.pop(PROOF_VAR, "").encode()  # gone from our environ, not from /proc/PID/environ
+    if server_key(build_id) != key or len(proof) < 32:
         return
+    if seccomp_filtered():
+        return  # it could serve no client (see seccomp_filtered)
+    import hmac
+
     from rootless.errors import RootlessError
 
     try:
@@ -628,7 +672,7 @@ def serve(build_id: str, key: str) -> None:
                     except OSError:
                         pass
                 elif lsock is not None and fd == lsock.fileno():
-                    _accept(lsock, jobs, [lsock, rfd, wfd, lock_fd], here)
+                    _accept(lsock, jobs, [lsock, rfd, wfd, lock_fd], here, lambda p: hmac.compare_digest(p, proof))
                     last = time.monotonic()
                 elif fd in by_status:
                     _status_from_child(by_status[fd])
@@ -701,7 +745,7 @@ def _recv_request(conn):
     return body, fds
 
 
-def _accept(lsock, jobs, closers, here: str) -> None:
+def _accept(lsock, jobs, closers, here: str, proven) -> None:
     import socket
     import struct
 
@@ -710,21 +754,29 @@ def _accept(lsock, jobs, closers, here: str) -> None:
     except OSError:
         return
     fds = []
+    peer = -1
     try:
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         client, uid, _gid = struct.unpack("3i", cred)
         if uid != os.getuid():
             conn.close()
             return
+        peer = _peer_pidfd(conn)
         body, fds = _recv_request(conn)
         parts = body.split(b"\0")
         if parts[0] != PROTO:
             raise ValueError("protocol")
+        if len(parts) < 2 or not proven(parts[1]):  # see seccomp_filtered() for why
+            conn.sendall(b"C the client did not prove it can read the server's /proc/PID/environ (Landlock)\n")
+            raise ValueError("unproven")
         if client <= 0 or place(f"/proc/{client}") != here:  # e.g. a container that can reach the socket
             conn.sendall(b"C the client is in another place (namespaces, cgroup, confinement)\n")
             raise ValueError("elsewhere")
+        if seccomp_filtered(f"/proc/{client}"):
+            conn.sendall(b"C the client runs under a seccomp filter\n")
+            raise ValueError("seccomp")
     except (OSError, ValueError):
-        for fd in fds:
+        for fd in fds + ([peer] if peer >= 0 else []):
             os.close(fd)
         conn.close()
         return
@@ -737,8 +789,10 @@ def _accept(lsock, jobs, closers, here: str) -> None:
                 c.close() if hasattr(c, "close") else os.close(c)
             except OSError:
                 pass
-        _child(conn, fds, parts, client, status_w)  # never returns
+        _child(conn, fds, parts, client, status_w, peer)  # never returns
     os.close(status_w)
+    if peer >= 0:
+        os.close(peer)
     for fd in fds:
         os.close(fd)
     jobs[conn.fileno()] = _Job(pid, conn, status_r)
@@ -795,12 +849,24 @@ def _reap(jobs) -> None:
                 del jobs[fd]
 
 
-def _child(conn, fds, parts, client: int, status_w: int) -> None:
+def _peer_pidfd(conn) -> int:
+    """A pidfd of the process that connected (SO_PEERPIDFD, Linux >= 6.5), else -1: /proc/PID is
+    read by pid, which the client could free (exit) for another process to take."""
+    import socket
+
+    try:
+        raw = conn.getsockopt(socket.SOL_SOCKET, getattr(socket, "SO_PEERPIDFD", 77), 4)
+        return int.from_bytes(raw[:4], sys.byteorder, signed=True)
+    except (OSError, AttributeError):
+        return -1
+
+
+def _child(conn, fds, parts, client: int, status_w: int, peer: int = -1) -> None:
     """In the forked child: become the client's command, run it, exit with its status."""
     me = os.getpid()  # a process the command forks and that ends up here must not report for it
     code = 125
     try:
-        code = _child_main(conn, fds, parts, client)
+        code = _child_main(conn, fds, parts, client, peer)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
@@ -825,7 +891,7 @@ def _child(conn, fds, parts, client: int, status_w: int) -> None:
         os._exit(code)
 
 
-def _child_main(conn, fds, parts, client: int) -> int:
+def _child_main(conn, fds, parts, client: int, peer: int = -1) -> int:
     import atexit
     import io
     import signal
@@ -855,19 +921,20 @@ def _child_main(conn, fds, parts, client: int) -> int:
             pass
         return 0
 
-    # the request: proto, umask, ignored signals, rlimits, cpus, nice, argc, argv..., envc, env...
+    # the request: proto, proof, umask, ignored signals, argc, argv..., envc, env...
     try:
-        umask = int(parts[1])
-        ignored = [int(x) for x in parts[2].split(b",") if x]
-        limits = [tuple(int(v) for v in x.split(b":")) for x in parts[3].split(b";") if x]
-        cpus = {int(x) for x in parts[4].split(b",") if x}
-        nice = int(parts[5])
-        argc = int(parts[6])
-        argv = [os.fsdecode(a) for a in parts[7 : 7 + argc]]
-        envc = int(parts[7 + argc])
-        env_items = parts[8 + argc : 8 + argc + envc]
+        umask = int(parts[2])
+        ignored = [int(x) for x in parts[3].split(b",") if x]
+        argc = int(parts[4])
+        argv = [os.fsdecode(a) for a in parts[5 : 5 + argc]]
+        envc = int(parts[5 + argc])
+        env_items = parts[6 + argc : 6 + argc + envc]
     except (ValueError, IndexError):
         return cannot("a request it cannot read")
+    try:  # what confines the client, as the kernel has it (the request could lie)
+        limits, cpus, nice = client_limits(f"/proc/{client}")
+    except (OSError, ValueError, IndexError) as e:
+        return cannot(f"cannot read the client's resource limits: {e}")
     try:
         import resource
 
@@ -890,6 +957,13 @@ def _child_main(conn, fds, parts, client: int) -> int:
             pass
     if not _as_client(client):
         return cannot("cannot take on the client's signal mask or OOM score")
+    if peer >= 0:  # all we read from /proc/CLIENT was the client's: it still lives, its pid is not reused
+        try:
+            signal.pidfd_send_signal(peer, 0)
+        except OSError:
+            return cannot("the client exited")
+        finally:
+            os.close(peer)
     in_fd, out_fd, err_fd, cwd_fd = fds
     try:
         os.fchdir(cwd_fd)
@@ -932,6 +1006,43 @@ def _child_main(conn, fds, parts, client: int) -> int:
         except Exception:  # noqa: BLE001
             pass
     return int(code or 0)
+
+
+# /proc/PID/limits rows (proc(5)) and the resource module's names for them
+LIMIT_ROWS = {"Max cpu time": "CPU", "Max file size": "FSIZE", "Max data size": "DATA", "Max stack size": "STACK",
+              "Max core file size": "CORE", "Max resident set": "RSS", "Max processes": "NPROC",
+              "Max open files": "NOFILE", "Max locked memory": "MEMLOCK", "Max address space": "AS",
+              "Max file locks": "LOCKS", "Max pending signals": "SIGPENDING", "Max msgqueue size": "MSGQUEUE",
+              "Max nice priority": "NICE", "Max realtime priority": "RTPRIO", "Max realtime timeout": "RTTIME"}
+
+
+def client_limits(proc: str):
+    """A process's rlimits [(RLIMIT_*, soft, hard)], CPUs and nice value, from /proc."""
+    import resource
+
+    inf = resource.RLIM_INFINITY
+    limits = []
+    with open(f"{proc}/limits", "rb") as f:
+        text = f.read().decode("ascii")
+    for line in text.splitlines()[1:]:
+        name = line[:25].strip()
+        n = getattr(resource, "RLIMIT_" + LIMIT_ROWS.get(name, "?"), None)
+        if n is not None:
+            soft, hard = line[25:].split()[:2]
+            limits.append((n, inf if soft == "unlimited" else int(soft), inf if hard == "unlimited" else int(hard)))
+    if not any(n == resource.RLIMIT_FSIZE for n, _s, _h in limits):
+        raise ValueError("unexpected /proc/PID/limits")
+    cpus = set()
+    with open(f"{proc}/status", "rb") as f:
+        for raw in f.read().decode("ascii").splitlines():
+            if raw.startswith("Cpus_allowed_list:"):
+                for part in raw.split()[1].split(","):
+                    lo, _, hi = part.partition("-")
+                    cpus.update(range(int(lo), int(hi or lo) + 1))
+    with open(f"{proc}/stat", "rb") as f:
+        stat = f.read()
+    nice = int(stat[stat.rindex(b")") + 2:].split()[19 - 3])  # field 19: proc(5)
+    return limits, cpus, nice
 
 
 def _as_client(pid: int) -> bool:

@@ -83,6 +83,8 @@ MOUNT_ATTR_NOEXEC = 0x8
 
 # --- prctl(2) ------------------------------------------------------------------------------------
 PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
@@ -222,6 +224,32 @@ def set_child_subreaper(on: bool = True) -> None:
 
 def set_no_new_privs() -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_dumpable(on: bool) -> None:
+    """PR_SET_DUMPABLE: a process that is not dumpable cannot be ptrace-attached, nor its
+    /proc/PID/{environ,mem,fd} read, by a process without CAP_SYS_PTRACE over its memory's user
+    namespace -- such as one in a container it joins (runc CVE-2016-9962). execve resets it."""
+    prctl(PR_SET_DUMPABLE, 1 if on else 0)
+
+
+def get_dumpable() -> bool:
+    return prctl(PR_GET_DUMPABLE) == 1
+
+
+def scrub_environ(proc: str = "/proc/self") -> None:
+    """Empty this process's environment: the C ``environ`` (clearenv(3)) and the bytes the kernel
+    shows as /proc/PID/environ (the strings execve put on the stack, kept after any unsetenv)."""
+    _libc.clearenv()
+    try:
+        with open(f"{proc}/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(b")") + 2:].split()  # after "pid (comm) ": field 3 is fields[0]
+        start, end = int(fields[50 - 3]), int(fields[51 - 3])  # env_start, env_end: proc(5)
+    except (OSError, ValueError, IndexError):
+        return
+    if 0 < start < end and end - start < (64 << 20):
+        ctypes.memset(start, 0, end - start)
 
 
 def set_keepcaps(on: bool) -> None:
