@@ -2,7 +2,9 @@
 
 Also the attach machinery `run` uses: signal forwarding, and with -t the copy loop between the
 caller's terminal (in raw mode) and the container's pty, with window-size changes passed on.
-Without -t nothing is copied: the caller's fds are the container's.
+Without -t the container never gets a terminal of the caller's (it could read what the user types,
+or change the terminal's modes: issue 11): each of our fds 0-2 that is a terminal is replaced by a
+pipe that we copy (``PlainRelay``); other fds (files, pipes) are passed as they are.
 """
 
 from __future__ import annotations
@@ -140,15 +142,119 @@ def pump_tty(master: int, stdin_open: bool, in_fd: int = 0, out_fd: int = 1) -> 
             pass
 
 
+class PlainRelay:
+    """Without -t: pipes in place of those of our fds 0-2 that are terminals, and the copy loop.
+
+    ``fds`` are the container's ends (0, 1, 2 -> fd, or None: our own fd as it is); after the
+    start, ``started()`` closes them here and ``run(poll)`` copies until the container's output
+    pipes end (or one second after it exited, when something it left behind holds them open).
+    """
+
+    def __init__(self, stdin_open: bool):
+        self.fds: List[Optional[int]] = [None, None, None]
+        self.child: List[int] = []  # the container's ends, closed here once it runs
+        self.outs: dict = {}  # our read end -> our fd (1 or 2)
+        self.ins: dict = {}  # our fd 0 -> the write end of the container's stdin
+        if not stdin_open:
+            self.fds[0] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            self.child.append(self.fds[0])
+        elif _isatty(0):
+            r, w = os.pipe2(os.O_CLOEXEC)
+            self.fds[0] = r
+            self.child.append(r)
+            self.ins[0] = w
+        for fd in (1, 2):
+            if _isatty(fd):
+                r, w = os.pipe2(os.O_CLOEXEC)
+                self.fds[fd] = w
+                self.child.append(w)
+                self.outs[r] = fd
+
+    def stdio(self):
+        from rootless.runtime import Stdio
+
+        return Stdio(stdin=self.fds[0], stdout=self.fds[1], stderr=self.fds[2])
+
+    def started(self) -> None:
+        for fd in self.child:
+            os.close(fd)
+        self.child = []
+
+    def close(self) -> None:
+        for fd in self.child + list(self.outs) + list(self.ins.values()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.child, self.outs, self.ins = [], {}, {}
+
+    def run(self, poll) -> None:
+        """Copy until the output pipes end; ``poll()`` is the container's exit code or None."""
+        import select
+        import time
+
+        try:
+            code = None
+            drain_until = 0.0
+            while self.outs or self.ins:
+                if code is None:
+                    code = poll()
+                    if code is not None:
+                        drain_until = time.monotonic() + 1.0
+                if code is not None and (not self.outs or time.monotonic() > drain_until):
+                    break
+                try:
+                    ready, _, _ = select.select(list(self.outs) + list(self.ins), [], [], 0.1)
+                except InterruptedError:
+                    continue
+                for fd in ready:
+                    try:
+                        data = os.read(fd, 65536)
+                    except OSError:
+                        data = b""
+                    if fd in self.ins:
+                        if data:
+                            try:
+                                _write_all(self.ins[fd], data)
+                                continue
+                            except OSError:  # the container closed its stdin
+                                pass
+                        os.close(self.ins.pop(fd))  # our stdin ended: so does the container's
+                    elif data:
+                        try:
+                            _write_all(self.outs[fd], data)
+                        except OSError:  # our side is gone: keep reading, so the container never blocks
+                            pass
+                    else:
+                        os.close(fd)
+                        del self.outs[fd]
+        finally:
+            self.close()
+
+
+def _poll(proc) -> Optional[int]:
+    """runtime.Process.poll(), or for an external runtime's `run` process its Popen's."""
+    if hasattr(proc, "poll"):
+        return proc.poll()
+    return None if proc.popen.poll() is None else proc.wait()
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
 def stdio_for(tty: bool, stdin_open: bool):
-    """Without -t the container gets our fds as they are (no copying); stdin is /dev/null unless -i."""
+    """(Stdio, PlainRelay or None). With -t the runtime makes the container a pty of its own
+    (in its devpts) and we copy it; without, see PlainRelay: never a terminal of ours."""
     from rootless.runtime import Stdio
 
     if tty:
-        return Stdio(tty=True, stdin=0 if stdin_open else None)
-    if stdin_open:
-        return Stdio()
-    return Stdio(stdin=os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        return Stdio(tty=True, stdin=0 if stdin_open else None), None
+    relay = PlainRelay(stdin_open)
+    return relay.stdio(), relay
 
 
 def start_attached(config, store, rec) -> int:
@@ -157,14 +263,22 @@ def start_attached(config, store, rec) -> int:
 
     c = rec["Config"]
     tty, stdin_open = bool(c.get("Tty")), bool(c.get("OpenStdin"))
-    stdio = stdio_for(tty, stdin_open)
+    stdio, relay = stdio_for(tty, stdin_open)
     sys.stdout.flush()
     sys.stderr.flush()
     with SignalForwarder() as fwd:
-        started = engine.start_record(config, store, rec, stdio=stdio)
+        try:
+            started = engine.start_record(config, store, rec, stdio=stdio)
+        except BaseException:
+            if relay is not None:
+                relay.close()
+            raise
         fwd.set_target(started)
         if tty and started.pty_master is not None:
             pump_tty(started.pty_master, stdin_open)
+        elif relay is not None:
+            relay.started()
+            relay.run(lambda: _poll(started.proc))
         code = started.wait()
     e = started.cleanup_error
     if e is not None:
