@@ -257,8 +257,164 @@ def stdio_for(tty: bool, stdin_open: bool):
     return relay.stdio(), relay
 
 
-def start_attached(config, store, rec) -> int:
-    """Start ``rec`` in the foreground: forward signals, copy the pty with -t, wait, return the exit code."""
+def start_attached(config, store, rec, config_file: Optional[str] = None) -> int:
+    """Start ``rec`` in the foreground: create + attach + start + wait, as the docker CLI does it.
+
+    The container's monitor (rootless.monitor, as for ``run -d``) owns its stdio and its log; we
+    copy its streams to and from our fds (rootless.attach), forward signals, and return the exit
+    code it recorded. Killed, we leave the container to its monitor: --rm and the exit code still
+    happen. (A caller with threads cannot fork a monitor: it runs the container itself.)
+    """
+    from rootless.runtime.userns import is_single_threaded
+
+    if not is_single_threaded():
+        return _start_in_process(config, store, rec)
+    from rootless import attach as am
+    from rootless import monitor
+    from rootless import state as st
+
+    c = rec["Config"]
+    tty, stdin_open = bool(c.get("Tty")), bool(c.get("OpenStdin"))
+    term_fd = next((fd for fd in (0, 1, 2) if _isatty(fd)), None) if tty else None
+    chan = am.Channel(tty, stdin_open, _winsize(term_fd))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with SignalForwarder() as fwd:
+        try:
+            pid = monitor.launch(config, config_file, rec["Id"], attach=chan, rec_config=c)
+        except BaseException:
+            chan.close_client()
+            raise
+        fwd.set_target(_Container(pid, st.proc_start_time(pid) or 0))
+        code = _relay(chan, term_fd)
+    if code is None:  # the monitor is gone without telling: what the record says
+        from rootless import containers
+
+        containers.wait_stopped(store, rec["Id"])
+        try:
+            code = int(store.load(rec["Id"])["State"].get("ExitCode") or 0)
+        except RootlessError:
+            code = 255
+    return code
+
+
+class _Container:
+    """The signal target of an attached CLI: the container's init (if it is still that process)."""
+
+    def __init__(self, pid: int, start_time: int):
+        self.state = {"Pid": pid, "PidStartTime": start_time}
+
+    def kill(self, sig: int) -> None:
+        from rootless import state as st
+
+        if st.is_alive(self.state):
+            try:
+                os.kill(self.state["Pid"], sig)
+            except OSError:
+                pass
+
+
+def _winsize(fd: Optional[int]) -> Optional[bytes]:
+    import fcntl
+    import termios
+
+    if fd is None:
+        return None
+    try:
+        return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+    except OSError:
+        return None
+
+
+def _relay(chan, term_fd: Optional[int]) -> Optional[int]:
+    """Copy the monitor's streams to our fds 1 and 2, our stdin to it (-i), window sizes (-t);
+    then the exit code it sends (None if it is gone without one)."""
+    import select
+    import termios
+
+    from rootless import attach as am
+
+    outs = {chan.client["out"]: 1}
+    if "err" in chan.client:
+        outs[chan.client["err"]] = 2
+    feed = None
+    saved = None
+    old_winch = None
+    try:
+        if "inp" in chan.client:
+            if chan.tty and _isatty(0):
+                import tty as ttymod
+
+                saved = termios.tcgetattr(0)
+                ttymod.setraw(0)
+
+            def _eof() -> None:
+                os.close(chan.client.pop("inp"))
+            feed = am.Feed(0, chan.client["inp"], _eof)
+        if "ctl" in chan.client and term_fd is not None:
+            ctl = chan.client["ctl"]
+            am.set_nonblocking(ctl)
+
+            def _winch(signum, frame) -> None:
+                ws = _winsize(term_fd)
+                if ws is not None:
+                    try:
+                        os.write(ctl, ws)
+                    except OSError:
+                        pass
+            old_winch = signal.signal(signal.SIGWINCH, _winch)
+        while outs:
+            rfds = list(outs) + (feed.read_fds() if feed is not None else [])
+            wfds = feed.write_fds() if feed is not None else []
+            try:
+                ready, wready, _ = select.select(rfds, wfds, [])
+            except InterruptedError:
+                continue
+            if wready and feed is not None:
+                feed.writable()
+            for fd in ready:
+                if feed is not None and fd == feed.src:
+                    feed.readable()
+                    continue
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    os.close(fd)
+                    del outs[fd]
+                    for k, v in list(chan.client.items()):
+                        if v == fd:
+                            del chan.client[k]
+                    continue
+                try:
+                    _write_all(outs[fd], data)
+                except OSError:  # our stdout is gone: keep reading, the container must not block
+                    pass
+        data = b""
+        status = chan.client["status"]
+        while True:
+            try:
+                chunk = os.read(status, 64)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
+        chan.close_client()
+    try:
+        return int(data.strip())
+    except ValueError:
+        return None
+
+
+def _start_in_process(config, store, rec) -> int:
+    """Start ``rec`` as our own child: forward signals, copy the pty with -t, wait, return the exit code."""
     from rootless import engine
 
     c = rec["Config"]
@@ -316,7 +472,7 @@ def main(args, ctx) -> int:
     rec = store.resolve(args.containers[0])
     if args.interactive:
         rec["Config"]["OpenStdin"] = True
-    return start_attached(ctx.config, store, rec)
+    return start_attached(ctx.config, store, rec, ctx.config_file)
 
 
 __all__ = ["RootlessError"]
