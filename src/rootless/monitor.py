@@ -1,4 +1,6 @@
-"""The monitor: the parent of a detached container (``run -d``, ``start`` without ``-a``).
+"""The monitor: the parent of every container (``run -d``, ``start``; and a foreground ``run`` or
+``start -a``, whose CLI attaches to it through ``rootless.attach`` and can be killed without
+orphaning the container: the monitor still records the exit code and removes an --rm container).
 
 One small process per container, started by the CLI as a re-exec of the same Python with our
 ``sys.path`` (so it works from the source tree and from the .pyz alike), in a new session with no

@@ -274,6 +274,11 @@ def start_attached(config, store, rec, config_file: Optional[str] = None) -> int
     from rootless import state as st
 
     c = rec["Config"]
+    with store.lock(rec["Id"]):
+        s = store.load(rec["Id"])["State"]
+        if s.get("Running") or s.get("Restarting"):  # (before its monitor touches anything of it)
+            raise RootlessError(f"start container `{rec['Name'].lstrip('/')}`: it is already running",
+                                "stop it first, or use `rootless exec`")
     tty, stdin_open = bool(c.get("Tty")), bool(c.get("OpenStdin"))
     term_fd = next((fd for fd in (0, 1, 2) if _isatty(fd)), None) if tty else None
     chan = am.Channel(tty, stdin_open, _winsize(term_fd))
