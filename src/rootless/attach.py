@@ -98,6 +98,7 @@ class Channel:
         self.tty = tty
         self.stdin_open = stdin_open
         self.winsize = winsize  # the caller's terminal's size at the start (-t)
+        self.monitor_pid = 0  # our child (monitor._fork_monitor): reaped by reap_monitor()
         self.client: Dict[str, int] = {}  # our (CLI) ends
         self.mon: Dict[str, int] = {}  # the monitor's ends
         streams = ["out"] + ([] if tty else ["err"])
@@ -122,6 +123,16 @@ class Channel:
 
     def close_monitor(self) -> None:
         self._close(self.mon)
+
+    def reap_monitor(self) -> None:
+        """Reap the monitor if it has exited (it has told the exit: it is about to); a monitor
+        still running is left to init when we exit."""
+        if self.monitor_pid:
+            try:
+                os.waitpid(self.monitor_pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            self.monitor_pid = 0
 
     # --- the monitor's side ----------------------------------------------------------------------
     def send(self, stream: str, data: bytes) -> None:

@@ -159,7 +159,7 @@ def _update_state(store, cid: str, **fields: Any) -> Optional[Dict[str, Any]]:
 
 
 def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, delay: float = BACKOFF_START,
-               cfg=None, attach=None, rec_config=None) -> int:
+               cfg=None, attach=None, rec_in=None) -> int:
     from rootless import config as cfgmod
     from rootless import engine
     from rootless import state as st
@@ -175,9 +175,10 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
                 os.unlink(store.path(cid, STOP_MARKER))
             except OSError:
                 pass
-        rec = store.load(cid)
-        if rec_config is not None:
-            rec["Config"] = rec_config  # what the caller asked for this start (start -ai)
+        if rec_in is not None:  # the attached CLI's record (start_record reads it again under the lock)
+            rec = rec_in
+        else:
+            rec = store.load(cid)
         log = _log_options(rec)
         c = rec["Config"]
         streams = _Streams(bool(c.get("Tty")), bool(c.get("OpenStdin")), log is not None or attach is not None,
@@ -562,12 +563,12 @@ WATCH_BOOT = (
 
 
 def launch(config, config_file: Optional[str], cid: str, timeout: float = 120.0, attach=None,
-           rec_config=None) -> int:
+           rec=None) -> int:
     """Start the monitor of ``cid`` (detached from us) and wait until it says the container runs.
 
     Returns the container's pid; raises the start's RootlessError (with its exit code) otherwise.
-    ``attach`` (an ``attach.Channel``, a foreground run) needs a single-threaded caller (a fork);
-    ``rec_config`` replaces the record's Config for this start (`start -ai`).
+    ``attach`` (an ``attach.Channel``, a foreground run) needs a single-threaded caller (a fork),
+    and ``rec``, the caller's record of the container (with the Config of this start: `start -ai`).
     """
     import subprocess
 
@@ -585,7 +586,7 @@ def launch(config, config_file: Optional[str], cid: str, timeout: float = 120.0,
     if attach is not None or is_single_threaded():
         # The CLI has the engine imported already: fork instead of starting Python again (the
         # monitor then re-executes itself as the lean watcher once the container runs).
-        _fork_monitor(config, config_file, cid, w, err, attach, rec_config)
+        _fork_monitor(config, config_file, cid, w, err, attach, rec)
         return _read_status(store, cid, r, timeout)
     try:
         p = subprocess.Popen(
@@ -605,7 +606,7 @@ def launch(config, config_file: Optional[str], cid: str, timeout: float = 120.0,
 
 
 def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int, attach=None,
-                  rec_config=None) -> None:
+                  rec=None) -> None:
     for f in (sys.stdout, sys.stderr):
         try:
             f.flush()
@@ -618,7 +619,9 @@ def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int
             if attach is not None:
                 attach.close_client()  # the CLI's ends: its stdin must end when the CLI's does
             os.setsid()  # no controlling terminal: closing the caller's does not reach us
-            if os.fork() > 0:
+            # A double fork, so that the monitor is nobody's zombie-to-be; an attached CLI instead
+            # reaps its monitor (one fork less on the way of every foreground run).
+            if attach is None and os.fork() > 0:
                 os._exit(0)
             null = os.open(os.devnull, os.O_RDWR)
             os.dup2(null, 0)
@@ -636,7 +639,7 @@ def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int
                 sc.set_name("rootless:monitor")
             except Exception:  # noqa: BLE001 - a cosmetic name
                 pass
-            code = start_mode(config_file or "", cid, w, cfg=config, attach=attach, rec_config=rec_config)
+            code = start_mode(config_file or "", cid, w, cfg=config, attach=attach, rec_in=rec)
         except BaseException:  # noqa: BLE001 - never return into the CLI's code
             import traceback
 
@@ -647,6 +650,8 @@ def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int
     os.close(err)
     if attach is not None:
         attach.close_monitor()
+        attach.monitor_pid = pid
+        return
     while True:
         try:
             os.waitpid(pid, 0)  # the first fork exits at once; the monitor is its child

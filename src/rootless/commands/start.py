@@ -274,11 +274,10 @@ def start_attached(config, store, rec, config_file: Optional[str] = None) -> int
     from rootless import state as st
 
     c = rec["Config"]
-    with store.lock(rec["Id"]):
-        s = store.load(rec["Id"])["State"]
-        if s.get("Running") or s.get("Restarting"):  # (before its monitor touches anything of it)
-            raise RootlessError(f"start container `{rec['Name'].lstrip('/')}`: it is already running",
-                                "stop it first, or use `rootless exec`")
+    s = rec["State"]  # (as read just now: the monitor checks again under the lock)
+    if s.get("Running") or s.get("Restarting"):  # before its monitor touches anything of it
+        raise RootlessError(f"start container `{rec['Name'].lstrip('/')}`: it is already running",
+                            "stop it first, or use `rootless exec`")
     tty, stdin_open = bool(c.get("Tty")), bool(c.get("OpenStdin"))
     term_fd = next((fd for fd in (0, 1, 2) if _isatty(fd)), None) if tty else None
     chan = am.Channel(tty, stdin_open, _winsize(term_fd))
@@ -286,12 +285,14 @@ def start_attached(config, store, rec, config_file: Optional[str] = None) -> int
     sys.stderr.flush()
     with SignalForwarder() as fwd:
         try:
-            pid = monitor.launch(config, config_file, rec["Id"], attach=chan, rec_config=c)
+            pid = monitor.launch(config, config_file, rec["Id"], attach=chan, rec=rec)
         except BaseException:
             chan.close_client()
+            chan.reap_monitor()
             raise
         fwd.set_target(_Container(pid, st.proc_start_time(pid) or 0))
         code = _relay(chan, term_fd)
+    chan.reap_monitor()
     if code is None:  # the monitor is gone without telling: what the record says
         from rootless import containers
 
