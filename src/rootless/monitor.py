@@ -184,7 +184,9 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
         streams = _Streams(bool(c.get("Tty")), bool(c.get("OpenStdin")), log is not None or attach is not None,
                            attach.winsize if attach is not None else None)
         try:
-            started = engine.start_record(cfg, store, rec, stdio=streams.stdio)
+            me = os.getpid()  # saved with the container's pid: `stop`, `wait` and `ps` know it has a monitor
+            started = engine.start_record(cfg, store, rec, stdio=streams.stdio,
+                                          state_extra={"MonitorPid": me, "MonitorStartTime": _start_time(me)})
         except BaseException:
             streams.close()
             raise
@@ -201,7 +203,6 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
                                 "exit_code": 125})
         raise
     streams.started(started.pty_master)
-    _update_state(store, cid, MonitorPid=os.getpid(), MonitorStartTime=_start_time(os.getpid()))
     if first:
         _report(status_fd, {"ok": True, "pid": started.pid})
     w = {"cid": cid, "config_file": config_file, "data_root": cfg.data_root, "pid": started.pid,
@@ -439,6 +440,24 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
     except Exception as e:  # noqa: BLE001 - the exit code matters more; keep a trace
         sys.stderr.write(f"warning: clean up after the container: {e}\n")
     _reap_others()
+    if started is not None and started.rec["HostConfig"].get("AutoRemove"):
+        # --rm (never restarted): straight to the removal, as the in-process engine.finish does
+        from rootless import config as cfgmod
+        from rootless import engine
+        from rootless.errors import RootlessError
+
+        r = started.rec
+        r["State"].update(Status="exited", Running=False, Pid=0, PidStartTime=0, ExitCode=code, FinishedAt=st.now())
+        try:
+            cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
+            engine.remove(cfg, cid, force=True, store=store, rec=r)
+            if r.get("Mounts"):
+                from rootless import volumes
+
+                volumes.remove_anonymous(cfg, r)  # docker's --rm takes them too
+            return 0
+        except RootlessError as e:  # then at least the exit is recorded, below
+            sys.stderr.write(f"warning: {e.message}\n")
     manual = os.path.exists(store.path(cid, STOP_MARKER))
     restarts, delay = int(w["restarts"]), float(w["delay"])
     try:
