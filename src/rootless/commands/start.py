@@ -356,7 +356,11 @@ def _relay(chan, term_fd: Optional[int]) -> Optional[int]:
 
             def _eof() -> None:
                 os.close(chan.client.pop("inp"))
-            feed = am.Feed(0, chan.client["inp"], _eof)
+            try:
+                os.fstat(0)
+                feed = am.Feed(0, chan.client["inp"], _eof)
+            except OSError:  # no stdin at all (`<&-`): the container's ends at once
+                _eof()
         if "ctl" in chan.client and term_fd is not None:
             ctl = chan.client["ctl"]
             am.set_nonblocking(ctl)
