@@ -631,6 +631,9 @@ def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int
             f.flush()
         except (OSError, ValueError):
             pass
+    import gc
+
+    gc.freeze()  # the collector must not touch (and so copy) every page the two of us share after the fork
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the monitor
         code = 1
