@@ -61,6 +61,17 @@ def ppid(pid: int) -> int:
     raise AssertionError("no PPid")
 
 
+def children(pid: int):
+    out = []
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
 def running_init(rl) -> int:
     def find():
         root = os.path.join(rl.data_root, "containers")
@@ -86,8 +97,8 @@ def test_first_command_starts_the_server_and_the_next_runs_in_it(rl, bb, own_war
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     try:
         assert p.stdout.readline() == b"ready\n"
-        init = running_init(rl)
-        command = ppid(init)  # the `run` process, subreaper of the container's init
+        running_init(rl)
+        (command,) = wait_for(lambda: children(server), what="the command")  # attached to the container's monitor
         assert command != p.pid and ppid(command) == server  # run by the server, not by our client
         out = rl.ok("system", "warm").stdout
         assert f"running, pid {server}" in out
@@ -151,21 +162,24 @@ def sleeper(rl, bb):
         raise
 
 
-def test_a_killed_client_takes_its_command_along(rl, bb):
+def test_a_killed_client_takes_its_command_along(rl, bb, own_warm):
+    rl.ok("ps")
+    (server,) = wait_for(lambda: server_pids(own_warm), what="the warm server")
+    wait_for(lambda: any(n.endswith(".sock") for n in os.listdir(own_warm)), what="its socket")
     p, init = sleeper(rl, bb)
     try:
-        command = ppid(init)
+        (command,) = wait_for(lambda: children(server), what="the command")
         assert command != p.pid
         p.kill()  # SIGKILL: nothing to forward; the server sees the connection close, kills the command
         p.wait()
-        wait_for(lambda: ppid(init) != command, what="the command to die with its client")
+        wait_for(lambda: command not in children(server), what="the command to die with its client")
+        os.kill(init, 0)  # the container goes on under its monitor (a foreground run has one too)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
         kill_and_wait(init)
-    assert rl.ok("run", "--rm", bb, "true").returncode == 0  # the next run removes the leftover
-    assert leftovers(rl.data_root) == []
+    wait_for(lambda: leftovers(rl.data_root) == [], what="its monitor's --rm removal")
 
 
 def test_a_dead_server_is_an_error_not_a_hang(rl, bb, own_warm):

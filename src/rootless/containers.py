@@ -598,7 +598,14 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
         if theirs != ours:
             ns_paths.append((ns, f"{proc}/{pid}/ns/{ns}"))
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    stdin_fd = 0 if opts.interactive else os.open(os.devnull, os.O_RDONLY)
+    relay = None
+    if opts.tty or opts.detach:
+        stdin_fd = 0 if opts.interactive else os.open(os.devnull, os.O_RDONLY)
+    else:  # never a terminal of ours without -t: pipes that we copy (see start.PlainRelay)
+        from rootless.commands.start import PlainRelay
+
+        relay = PlainRelay(opts.interactive)
+        stdin_fd = relay.fds[0] if relay.fds[0] is not None else 0
     import sys
 
     for f in (sys.stdout, sys.stderr):
@@ -606,6 +613,12 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
     a = os.fork()
     if a == 0:  # pragma: no cover - runs in the child
         parent_sock.close()
+        if relay is not None:
+            for target in (1, 2):
+                if relay.fds[target] is not None:
+                    os.dup2(relay.fds[target], target)
+            for fd in list(relay.outs) + list(relay.ins.values()):
+                os.close(fd)  # our ends: the command's stdin must end when ours does
         code = 125
         try:
             _before_joining(child_sock.fileno(), stdin_fd)
@@ -615,7 +628,9 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
             _send(child_sock, {"error": f"exec in container: {type(e).__name__}: {e}", "code": 125})
         os._exit(code)
     child_sock.close()
-    if stdin_fd != 0:
+    if relay is not None:
+        relay.started()
+    elif stdin_fd != 0:
         os.close(stdin_fd)
     target = [0]
     master = None
@@ -648,6 +663,8 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
                 error = msg
         parent_sock.close()
         if error is not None:
+            if relay is not None:
+                relay.close()
             _waitpid(a)
             raise RootlessError(error["error"], error.get("hint") or "check the command and the container",
                                 exit_code=int(error.get("code") or 125))
@@ -658,6 +675,19 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
             from rootless.commands.start import pump_tty
 
             pump_tty(master, opts.interactive)
+        if relay is not None:
+            done: List[int] = []
+
+            def poll() -> Optional[int]:
+                if not done:
+                    got, status = os.waitpid(a, os.WNOHANG)
+                    if got:
+                        done.append(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+                return done[0] if done else None
+
+            relay.run(poll)
+            if done:
+                return done[0]
         return _waitpid(a)
 
 

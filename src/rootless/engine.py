@@ -700,8 +700,10 @@ class _StartFailed(Exception):
         self.error, self.code, self.message = error, code, message
 
 
-def start_record(config, store: st.Store, rec: st.Record, *, stdio=None, ids=None) -> Started:
-    """Start ``rec``: under the container's lock, check it is not running, spawn it, save its pid.
+def start_record(config, store: st.Store, rec: st.Record, *, stdio=None, ids=None,
+                 state_extra: Optional[Dict[str, Any]] = None) -> Started:
+    """Start ``rec``: under the container's lock, check it is not running, spawn it, save its pid
+    (and ``state_extra``, e.g. the monitor's pid, in the same save).
 
     A failure after the check is recorded in the container's state (ExitCode, Error), and a
     container created with --rm is removed, before the error is raised again.
@@ -712,6 +714,7 @@ def start_record(config, store: st.Store, rec: st.Record, *, stdio=None, ids=Non
             fresh = store.load(cid)
             fresh["Config"] = rec["Config"]  # what the caller asked for this start (start -i)
             rec = fresh
+            rec["State"].update(state_extra or {})
             if rec["State"].get("Running"):
                 raise RootlessError(f"start container `{rec['Name'].lstrip('/')}`: it is already running",
                                     "stop it first, or use `rootless exec`")

@@ -1,4 +1,6 @@
-"""The monitor: the parent of a detached container (``run -d``, ``start`` without ``-a``).
+"""The monitor: the parent of every container (``run -d``, ``start``; and a foreground ``run`` or
+``start -a``, whose CLI attaches to it through ``rootless.attach`` and can be killed without
+orphaning the container: the monitor still records the exit code and removes an --rm container).
 
 One small process per container, started by the CLI as a re-exec of the same Python with our
 ``sys.path`` (so it works from the source tree and from the .pyz alike), in a new session with no
@@ -57,7 +59,7 @@ def should_restart(policy: Dict[str, Any], code: int, restarts: int, manual_stop
 class _Streams:
     """The fds the monitor reads the container's output from, and what it keeps open for it."""
 
-    def __init__(self, tty: bool, stdin_open: bool, log: bool):
+    def __init__(self, tty: bool, stdin_open: bool, log: bool, winsize: Optional[bytes] = None):
         from rootless.runtime import Stdio
 
         self.fds: Dict[int, str] = {}
@@ -66,7 +68,21 @@ class _Streams:
         devnull_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.child.append(devnull_in)
         if tty:
-            self.stdio = Stdio(tty=True)
+            winsize_from = None
+            if winsize is not None:
+                # the runtime sizes the container's pty before its command starts, from a terminal
+                # of ours: a scratch pty of the attached caller's size (never the caller's own)
+                import fcntl
+                import termios
+
+                m, sl = os.openpty()
+                self.child += [m, sl]
+                try:
+                    fcntl.ioctl(sl, termios.TIOCSWINSZ, winsize)
+                    winsize_from = sl
+                except OSError:
+                    pass
+            self.stdio = Stdio(tty=True, winsize_from=winsize_from)
             return
         stdin = devnull_in
         if stdin_open:  # `run -di sh`: docker keeps the container's stdin open (and empty)
@@ -143,7 +159,7 @@ def _update_state(store, cid: str, **fields: Any) -> Optional[Dict[str, Any]]:
 
 
 def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, delay: float = BACKOFF_START,
-               cfg=None) -> int:
+               cfg=None, attach=None, rec_in=None) -> int:
     from rootless import config as cfgmod
     from rootless import engine
     from rootless import state as st
@@ -159,18 +175,26 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
                 os.unlink(store.path(cid, STOP_MARKER))
             except OSError:
                 pass
-        rec = store.load(cid)
+        if rec_in is not None:  # the attached CLI's record (start_record reads it again under the lock)
+            rec = rec_in
+        else:
+            rec = store.load(cid)
         log = _log_options(rec)
         c = rec["Config"]
-        streams = _Streams(bool(c.get("Tty")), bool(c.get("OpenStdin")), log is not None)
+        streams = _Streams(bool(c.get("Tty")), bool(c.get("OpenStdin")), log is not None or attach is not None,
+                           attach.winsize if attach is not None else None)
         try:
-            started = engine.start_record(cfg, store, rec, stdio=streams.stdio)
+            me = os.getpid()  # saved with the container's pid: `stop`, `wait` and `ps` know it has a monitor
+            started = engine.start_record(cfg, store, rec, stdio=streams.stdio,
+                                          state_extra={"MonitorPid": me, "MonitorStartTime": _start_time(me)})
         except BaseException:
             streams.close()
             raise
     except RootlessError as e:
         if first:
             _report(status_fd, {"message": e.message, "hint": e.hint, "exit_code": e.exit_code})
+        if attach is not None:
+            attach.close_monitor()
         return 1
     except BaseException as e:  # noqa: BLE001 - reported to the CLI, which renders it
         if first:
@@ -179,13 +203,16 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
                                 "exit_code": 125})
         raise
     streams.started(started.pty_master)
-    _update_state(store, cid, MonitorPid=os.getpid(), MonitorStartTime=_start_time(os.getpid()))
     if first:
         _report(status_fd, {"ok": True, "pid": started.pid})
     w = {"cid": cid, "config_file": config_file, "data_root": cfg.data_root, "pid": started.pid,
          "helpers": list(getattr(started.proc, "helper_pids", None) or []), "fds": {str(k): v for k, v in streams.fds.items()},
          "keep": list(streams.keep), "log": log, "log_path": store.log_path(cid), "restarts": restarts, "delay": delay,
          "t0": time.monotonic()}
+    if attach is not None:
+        # an attached CLI waits for the exit: no re-exec as the lean watcher on its way
+        w["cfg"] = cfg
+        return watch(w, started, attach)
     if (rec["HostConfig"].get("Runtime") or "rootless") in ("rootless", ""):
         # Our runtime's teardown works from the record alone: become the lean watcher (same pid:
         # the container stays our child, and PR_SET_CHILD_SUBREAPER survives execve).
@@ -203,8 +230,12 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
 # --- watch mode: copy output to the log, record the exit, restart (lean: logs + json) ------------------
 
 
-def watch(w: Dict[str, Any], started=None) -> int:
-    """Until the container exits; then record it, and restart or remove it as its policy says."""
+def watch(w: Dict[str, Any], started=None, attach=None) -> int:
+    """Until the container exits; then record it, and restart or remove it as its policy says.
+
+    With ``attach`` (an ``attach.Channel``: a foreground run's CLI), the output goes to the CLI as
+    well as to the log, and the CLI's stdin and window sizes to the container; the exit code is
+    sent to it once recorded. A CLI that goes away changes nothing for the container."""
     import select
 
     try:
@@ -226,6 +257,29 @@ def watch(w: Dict[str, Any], started=None) -> int:
     pid = int(w["pid"])
     code: Optional[int] = None
     drain_deadline = 0.0
+    feed = None
+    ctl = None
+    master = next(iter(fds)) if attach is not None and attach.tty and fds else None
+    if attach is not None:
+        from rootless import attach as am
+
+        if "inp" in attach.mon:
+            if master is not None:
+                def _veof() -> None:  # the caller's stdin ended: the terminal's end-of-file for the container
+                    try:
+                        os.write(master, b"\x04")
+                    except OSError:
+                        pass
+                feed = am.Feed(attach.mon["inp"], master, _veof)
+            elif w["keep"]:
+                stdin_w = w["keep"][0]
+
+                def _close_stdin() -> None:
+                    w["keep"].remove(stdin_w)
+                    os.close(stdin_w)
+                feed = am.Feed(attach.mon["inp"], stdin_w, _close_stdin)
+        if master is not None:
+            ctl = attach.mon.get("ctl")
     while True:
         if code is None:
             code = _proc_poll(started.proc) if started is not None else _poll(pid)
@@ -237,16 +291,28 @@ def watch(w: Dict[str, Any], started=None) -> int:
             break
         if code is not None and time.monotonic() > drain_deadline:
             break  # something else in the container's namespaces holds the pipe: give up on it
+        extra = ([] if feed is None else feed.read_fds()) + ([ctl] if ctl is not None else [])
         try:
-            ready, _, _ = select.select(list(fds) + [wake_r], [], [], 0.05 if code is not None else None)
+            ready, wready, _ = select.select(list(fds) + [wake_r] + extra, [] if feed is None else feed.write_fds(), [],
+                                             0.05 if code is not None else None)
         except InterruptedError:
             continue
+        if wready and feed is not None:
+            feed.writable()
         for fd in ready:
             if fd == wake_r:
                 try:
                     os.read(wake_r, 512)
                 except OSError:
                     pass
+                continue
+            if feed is not None and fd == feed.src:
+                feed.readable()
+                continue
+            if fd == ctl:
+                ctl = _winsize_from(ctl, master)
+                continue
+            if fd not in fds:
                 continue
             try:
                 data = os.read(fd, 65536)
@@ -255,11 +321,19 @@ def watch(w: Dict[str, Any], started=None) -> int:
             if not data:
                 if writer is not None:
                     writer.flush_partial(fds[fd])
+                if attach is not None:
+                    attach.end(fds[fd])
+                if feed is not None and feed.dst == fd:
+                    feed.drop()
+                if fd == master:
+                    master = None
                 os.close(fd)
                 del fds[fd]
                 continue
             if writer is not None:
                 writer.write(fds[fd], data)
+            if attach is not None:
+                attach.send(fds[fd], data)
     for fd in list(fds) + list(w["keep"]):
         try:
             os.close(fd)
@@ -269,7 +343,31 @@ def watch(w: Dict[str, Any], started=None) -> int:
         writer.close()
     if started is None:  # (in process, Process.wait has stopped them)
         _stop_helpers(w["helpers"])
-    return _after_exit(w, code, started)
+    if attach is None:
+        return _after_exit(w, code, started)
+    for name in ("out", "err", "inp", "ctl"):
+        fd = attach.mon.pop(name, None)
+        if fd is not None:
+            os.close(fd)  # the CLI's output ends with the container's
+    try:
+        return _after_exit(w, code, started, attach)
+    finally:
+        attach.tell_exit(code)
+
+
+def _winsize_from(ctl: int, master: Optional[int]) -> Optional[int]:
+    """Read window sizes the attached CLI sent; set the last on the pty. None once the pipe ended."""
+    try:
+        data = os.read(ctl, 8 * 64)
+    except OSError:
+        data = b""
+    if not data:
+        return None
+    if master is not None and len(data) >= 8:
+        from rootless.runtime.parent import set_winsize
+
+        set_winsize(master, data[(len(data) // 8 - 1) * 8:][:8])
+    return ctl
 
 
 def _proc_poll(proc) -> Optional[int]:
@@ -320,7 +418,7 @@ def _stop_helpers(pids: List[int], timeout: float = 2.0) -> None:
             time.sleep(0.01)
 
 
-def _after_exit(w: Dict[str, Any], code: int, started) -> int:
+def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
     from rootless import state as st
 
     store = st.Store(w["data_root"])
@@ -342,6 +440,24 @@ def _after_exit(w: Dict[str, Any], code: int, started) -> int:
     except Exception as e:  # noqa: BLE001 - the exit code matters more; keep a trace
         sys.stderr.write(f"warning: clean up after the container: {e}\n")
     _reap_others()
+    if started is not None and started.rec["HostConfig"].get("AutoRemove"):
+        # --rm (never restarted): straight to the removal, as the in-process engine.finish does
+        from rootless import config as cfgmod
+        from rootless import engine
+        from rootless.errors import RootlessError
+
+        r = started.rec
+        r["State"].update(Status="exited", Running=False, Pid=0, PidStartTime=0, ExitCode=code, FinishedAt=st.now())
+        try:
+            cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
+            engine.remove(cfg, cid, force=True, store=store, rec=r)
+            if r.get("Mounts"):
+                from rootless import volumes
+
+                volumes.remove_anonymous(cfg, r)  # docker's --rm takes them too
+            return 0
+        except RootlessError as e:  # then at least the exit is recorded, below
+            sys.stderr.write(f"warning: {e.message}\n")
     manual = os.path.exists(store.path(cid, STOP_MARKER))
     restarts, delay = int(w["restarts"]), float(w["delay"])
     try:
@@ -355,6 +471,8 @@ def _after_exit(w: Dict[str, Any], code: int, started) -> int:
     if rec is None:
         return 0  # removed while it ran
     if again:
+        if attach is not None:
+            attach.tell_exit(code)  # as docker's CLI: the foreground run ends; the restarts go on
         if time.monotonic() - float(w["t0"]) >= BACKOFF_RESET_AFTER:
             delay = BACKOFF_START
         if _sleep_unless_stopped(store, cid, delay):
@@ -374,7 +492,7 @@ def _after_exit(w: Dict[str, Any], code: int, started) -> int:
         from rootless.errors import RootlessError
 
         try:
-            cfg = cfgmod.load(w["config_file"] or None)
+            cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
             engine.remove(cfg, cid, force=True, store=store)
             if rec.get("Mounts"):
                 from rootless import volumes
@@ -463,10 +581,13 @@ WATCH_BOOT = (
 )
 
 
-def launch(config, config_file: Optional[str], cid: str, timeout: float = 120.0) -> int:
+def launch(config, config_file: Optional[str], cid: str, timeout: float = 120.0, attach=None,
+           rec=None) -> int:
     """Start the monitor of ``cid`` (detached from us) and wait until it says the container runs.
 
     Returns the container's pid; raises the start's RootlessError (with its exit code) otherwise.
+    ``attach`` (an ``attach.Channel``, a foreground run) needs a single-threaded caller (a fork),
+    and ``rec``, the caller's record of the container (with the Config of this start: `start -ai`).
     """
     import subprocess
 
@@ -481,10 +602,10 @@ def launch(config, config_file: Optional[str], cid: str, timeout: float = 120.0)
         config_file = env["ROOTLESS_CONFIG"]
     from rootless.runtime.userns import is_single_threaded
 
-    if is_single_threaded():
+    if attach is not None or is_single_threaded():
         # The CLI has the engine imported already: fork instead of starting Python again (the
         # monitor then re-executes itself as the lean watcher once the container runs).
-        _fork_monitor(config, config_file, cid, w, err)
+        _fork_monitor(config, config_file, cid, w, err, attach, rec)
         return _read_status(store, cid, r, timeout)
     try:
         p = subprocess.Popen(
@@ -503,18 +624,26 @@ def launch(config, config_file: Optional[str], cid: str, timeout: float = 120.0)
     return _read_status(store, cid, r, timeout)
 
 
-def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int) -> None:
+def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int, attach=None,
+                  rec=None) -> None:
     for f in (sys.stdout, sys.stderr):
         try:
             f.flush()
         except (OSError, ValueError):
             pass
+    import gc
+
+    gc.freeze()  # the collector must not touch (and so copy) every page the two of us share after the fork
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the monitor
         code = 1
         try:
+            if attach is not None:
+                attach.close_client()  # the CLI's ends: its stdin must end when the CLI's does
             os.setsid()  # no controlling terminal: closing the caller's does not reach us
-            if os.fork() > 0:
+            # A double fork, so that the monitor is nobody's zombie-to-be; an attached CLI instead
+            # reaps its monitor (one fork less on the way of every foreground run).
+            if attach is None and os.fork() > 0:
                 os._exit(0)
             null = os.open(os.devnull, os.O_RDWR)
             os.dup2(null, 0)
@@ -532,7 +661,7 @@ def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int
                 sc.set_name("rootless:monitor")
             except Exception:  # noqa: BLE001 - a cosmetic name
                 pass
-            code = start_mode(config_file or "", cid, w, cfg=config)
+            code = start_mode(config_file or "", cid, w, cfg=config, attach=attach, rec_in=rec)
         except BaseException:  # noqa: BLE001 - never return into the CLI's code
             import traceback
 
@@ -541,6 +670,10 @@ def _fork_monitor(config, config_file: Optional[str], cid: str, w: int, err: int
             os._exit(code)
     os.close(w)
     os.close(err)
+    if attach is not None:
+        attach.close_monitor()
+        attach.monitor_pid = pid
+        return
     while True:
         try:
             os.waitpid(pid, 0)  # the first fork exits at once; the monitor is its child

@@ -186,6 +186,9 @@ def check_record(rec: Any, cid: str) -> str:
     return ""
 
 
+UNKNOWN_EXIT = 255  # the exit code of a container whose monitor was killed before it exited
+
+
 class Store:
     """The container records under ``data_root/containers``."""
 
@@ -314,8 +317,10 @@ class Store:
                 if st.get("FinishedAt", ZERO_TIME) == ZERO_TIME:
                     st["FinishedAt"] = now()
         if st.get("Running") and not is_alive(st, self.proc):
-            st.update(Status="exited", Running=False, Pid=0, ExitCode=st.get("ExitCode") or 137,
-                      Error=st.get("Error") or "the container's process is gone (its monitor was killed)")
+            # Its exit status went to whoever reaped it, not to its (killed) monitor: say so, with
+            # docker's code for an exit it could not learn, rather than make one up (137).
+            st.update(Status="exited", Running=False, Pid=0, ExitCode=UNKNOWN_EXIT,
+                      Error=st.get("Error") or "its monitor was killed: the exit code is unknown")
             if st.get("FinishedAt", ZERO_TIME) == ZERO_TIME:
                 st["FinishedAt"] = now()
         return rec

@@ -537,7 +537,7 @@ def _prewarm() -> None:
         "rootless.runtime.parent", "rootless.runtime.stage1", "rootless.runtime.userns", "rootless.oci.spec",
         "rootless.oci.bundle", "rootless.oci.seccomp", "rootless.oci.seccomp_default", "rootless.linux.seccomp", "rootless.storage.select", "rootless.storage.overlay", "rootless.image.store",
         "rootless.image.reference", "rootless.idmap", "rootless.userdb", "rootless.tools", "rootless.paths",
-        "rootless.logs", "rootless.volumes", "rootless.gotemplate", "rootless.linux.syscalls",
+        "rootless.logs", "rootless.monitor", "rootless.attach", "rootless.volumes", "rootless.gotemplate", "rootless.linux.syscalls",
         "rootless.network.slirp", "rootless.network.ports", "rootless.network.resolv", "rootless.network.hosts",
         "argparse", "json", "subprocess", "tarfile", "select", "termios", "tty", "fcntl", "socket",
     ):

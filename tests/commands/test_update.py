@@ -48,7 +48,9 @@ def test_update_of_a_running_container_is_a_clear_error_here(rl, bb):
         assert rl.ok("update", "--restart", "on-failure:2", "up1").stdout == "up1\n"
     finally:
         stop_background(p, rec)
-    # the `run` that started it saved its record at the exit: the update made meanwhile is kept
+    # its monitor (a foreground run has one) saved the record at the exit, and restarts it as the
+    # updated policy says (on-failure: killed, 137), as docker's daemon does: the update is kept
+    rl.ok("stop", "up1", timeout=30)
     after = saved(rl, "up1")
     assert after["State"]["Status"] == "exited"
     assert after["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}

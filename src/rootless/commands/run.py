@@ -29,4 +29,4 @@ def main(args, ctx) -> int:
         containers.start_detached(ctx.config, ctx.config_file, state.Store(ctx.config.data_root), rec)
         sys.stdout.write(rec["Id"] + "\n")
         return 0
-    return start_attached(ctx.config, state.Store(ctx.config.data_root), rec)
+    return start_attached(ctx.config, state.Store(ctx.config.data_root), rec, ctx.config_file)
