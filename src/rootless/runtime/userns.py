@@ -29,7 +29,6 @@ import signal
 import sys
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from rootless import answer
 from rootless.errors import RootlessError, RuntimeSetupError
 from rootless.idmap import IdMapping, UserIds
 from rootless.linux import syscalls
@@ -325,6 +324,7 @@ def run_in_userns(fn: Callable, *args: Any, ids: UserIds, mount_ns: bool = False
     when given: ``schema`` checks and converts it, raising ValueError or TypeError on a value of the
     wrong shape (a malformed answer). See the module docstring.
     """
+    from rootless import answer  # here, not at the top: `run` imports this module, not this path
     module = getattr(fn, "__module__", None)
     qual = getattr(fn, "__qualname__", "")
     if not module or module == "__main__" or "<locals>" in qual or "<lambda>" in qual:
@@ -405,6 +405,8 @@ def _resolve(ref: str) -> Callable:
 def _userns_child(ref: str, args: tuple, kw: dict, flags: int, self_map, ctl_fd: int, res_fd: int, ppid: int, proc: str) -> None:
     """The child of run_in_userns: never returns."""
     import socket
+
+    from rootless import answer  # a forked child has it already; import it before entering anything
 
     try:
         syscalls.set_pdeathsig(signal.SIGKILL)

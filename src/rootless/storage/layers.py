@@ -31,7 +31,7 @@ import stat
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from rootless import answer, idmap, paths
+from rootless import idmap, paths
 from rootless.errors import ImageError, RootlessError
 from rootless.idmap import UserIds
 from rootless.image import unpack as _unpack
@@ -126,6 +126,7 @@ class LayerStore:
         m = self.meta(chain_id)
         if isinstance(m.get("size"), int):
             return int(m["size"])
+        from rootless import answer
         from rootless.runtime.userns import run_in_userns
 
         return run_in_userns(_measure, self.path(chain_id), ids=self.ids, schema=answer.count)
@@ -165,6 +166,7 @@ class LayerStore:
             tmp = os.path.join(self.base, f".tmp-{hexd}-{os.getpid()}")
             maps_u, maps_g = ids.uid_mappings(), ids.gid_mappings()
             t0 = time.monotonic()
+            from rootless import answer
             from rootless.runtime.userns import run_in_userns
 
             res, size = run_in_userns(
@@ -249,6 +251,7 @@ class LayerStore:
                 held.append(fd)
                 targets += [os.path.join(self.base, n) for n in tmps]
             if targets:
+                from rootless import answer
                 from rootless.runtime.userns import run_in_userns
 
                 run_in_userns(_remove_all, targets, ids=self.ids, schema=answer.none)
@@ -275,6 +278,7 @@ class LayerStore:
         except FileNotFoundError:
             pass
         if gone:
+            from rootless import answer
             from rootless.runtime.userns import run_in_userns
 
             run_in_userns(_remove_all, [gone], ids=self.ids, schema=answer.none)
@@ -324,6 +328,8 @@ def _build_answer(res: _unpack.UnpackResult, size: int) -> dict:
 
 def _build_result(v: object) -> Tuple[_unpack.UnpackResult, int]:
     """``_build``'s answer, checked: (what the unpack did, the layer's size or -1)."""
+    from rootless import answer
+
     if not isinstance(v, dict) or set(v) != {"entries", "data_bytes", "tar_bytes", "notes", "diff_id", "size"}:
         raise ValueError("unpack result: wrong keys")
     size = v["size"]
