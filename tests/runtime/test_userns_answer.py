@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import threading
 import time
 
 import pytest
@@ -115,6 +116,26 @@ def test_a_pickle_from_the_child_is_never_loaded(tmp_path):
     evil = f"cposix\nsystem\n(S'touch {marker}'\ntR.".encode()
     with pytest.raises(RootlessError) as ei:
         userns.run_in_userns(send_raw, before, evil.hex(), ids=idmap.load())
+    assert "malformed answer" in ei.value.message
+    assert not marker.exists()
+
+
+@pytest.mark.nosubuid
+def test_a_pickle_from_a_reexecuted_child_is_never_loaded(tmp_path):
+    """A threaded caller (`pull` unpacks layers from a thread pool) re-executes Python for the child."""
+    marker = tmp_path / "unpickled"
+    before = sorted(_write_pipes())
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert not userns.is_single_threaded()
+        with pytest.raises(RootlessError) as ei:
+            userns.run_in_userns(send_raw, before, evil_pickle(str(marker)).hex(), ids=idmap.load())
+        assert userns.run_in_userns(returns, {"a": [1, None]}, ids=idmap.load()) == {"a": [1, None]}
+    finally:
+        stop.set()
+        t.join()
     assert "malformed answer" in ei.value.message
     assert not marker.exists()
 
