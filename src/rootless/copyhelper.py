@@ -33,11 +33,11 @@ import signal
 import sys
 from typing import Any, Dict, Optional, Sequence
 
+from rootless import answer
 from rootless.errors import RootlessError
 
 RESULT_CAP = 64 * 1024  # bytes of the helper's answer; a longer one is refused
 PR_SET_DUMPABLE = 4  # prctl(2)
-_MSG_CAP = 4096
 
 _BOOT = (
     "import sys,os,json,pickle\n"
@@ -138,39 +138,16 @@ def run(op: str, kwargs: Dict[str, Any], fds: Sequence[int] = (), *, mode: str, 
     return parse_result(op, data, status)
 
 
-def _text(v: Any, what: str) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"{what} is not a string")
-    # what the helper says is shown on the user's terminal: no control characters
-    return "".join(c if c.isprintable() else "?" for c in v[:_MSG_CAP])
-
-
 def parse_result(op: str, data: bytes, status: int = 0) -> Any:
     """The helper's answer, checked against the schema of ``op``; raises its error, or ours."""
-    bad = HelperError(f"read the answer of the copy helper (`{op}`): it is not valid (exit status {status})",
-                      "the container may be hostile, or the helper died; run again with --debug")
     if not data:
         raise HelperError(f"run the copy helper (`{op}`): it exited with status {status} before answering",
                           "run again with --debug; its error output may say why")
-    if len(data) > RESULT_CAP:
-        raise bad
     try:
-        doc = json.loads(data.decode("utf-8"))
-        if not isinstance(doc, dict) or set(doc) - {"ok", "value", "message", "hint", "exit_code"}:
-            raise ValueError("shape")
-        if doc.get("ok") is True:
-            return _check_value(op, doc.get("value"))
-        if doc.get("ok") is not False:
-            raise ValueError("ok")
-        message = _text(doc.get("message"), "message")
-        hint = doc.get("hint")
-        hint = None if hint is None else _text(hint, "hint")
-        code = doc.get("exit_code")
-        if type(code) is not int or not 0 <= code <= 255:
-            raise ValueError("exit_code")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise bad from None
-    raise RootlessError(message, hint, exit_code=code)
+        return answer.parse(data, RESULT_CAP, lambda v: _check_value(op, v))
+    except answer.Malformed:
+        raise HelperError(f"read the answer of the copy helper (`{op}`): it is not valid (exit status {status})",
+                          "the container may be hostile, or the helper died; run again with --debug") from None
 
 
 def _check_value(op: str, v: Any) -> Any:
@@ -265,6 +242,7 @@ def _warm_up() -> None:
         containerfs._add_numeric(tar2, d, "d", recursive=True)
         tar2.close()
     json.dumps({"a": [1, "\u00e9"]})
+    answer.dump(answer.from_error(HelperError("w\u00e4rm", None)), RESULT_CAP)
     "x".encode("ascii", "replace").decode("ascii")
 
 
@@ -354,12 +332,11 @@ def child_main(req: Dict[str, Any]) -> None:
             else:
                 raise HelperError(f"run the copy helper: unknown mode `{mode}`", "this is a bug in rootless")
             _seal_imports()
-            out: Dict[str, Any] = {"ok": True, "value": fn(**req["kwargs"])}
+            out: Dict[str, Any] = answer.ok(fn(**req["kwargs"]))
         except RootlessError as e:
-            out = {"ok": False, "message": e.message, "hint": e.hint, "exit_code": e.exit_code}
+            out = answer.from_error(e)
         except BaseException as e:  # noqa: BLE001 - everything becomes an answer
-            out = {"ok": False, "message": f"work in the container's files: {type(e).__name__}: {e}",
-                   "hint": "run again with --debug", "exit_code": 125}
+            out = answer.error(f"work in the container's files: {type(e).__name__}: {e}", "run again with --debug", 125)
             if os.environ.get("ROOTLESS_DEBUG"):
                 import traceback
 
@@ -369,15 +346,6 @@ def child_main(req: Dict[str, Any]) -> None:
                 os.kill(hp, signal.SIGTERM)
             except OSError:
                 pass
-        try:
-            data = json.dumps(out).encode()
-        except (TypeError, ValueError) as e:
-            data = json.dumps({"ok": False, "message": f"answer: {e}", "hint": None, "exit_code": 125}).encode()
-        if len(data) > RESULT_CAP:
-            data = json.dumps({"ok": False, "message": "answer: too long", "hint": None, "exit_code": 125}).encode()
-        view = memoryview(data)
-        while view:
-            n = os.write(res_fd, view)
-            view = view[n:]
+        answer.write_all(res_fd, answer.dump(out, RESULT_CAP))
     finally:
         os._exit(0)

@@ -353,10 +353,10 @@ def remove_anonymous(config, rec: Dict[str, Any], ids=None) -> None:
 
 
 def seed(layer_dirs: List[str], fmt: str, seeds: List[Tuple[str, str]], ids=None) -> None:
-    from rootless import idmap
+    from rootless import answer, idmap
     from rootless.runtime import run_in_userns
 
-    run_in_userns(_seed_in_userns, list(layer_dirs), fmt, list(seeds), ids=ids or idmap.load())
+    run_in_userns(_seed_in_userns, list(layer_dirs), fmt, list(seeds), ids=ids or idmap.load(), schema=answer.none)
 
 
 def _seed_in_userns(layer_dirs: List[str], fmt: str, seeds: List[Tuple[str, str]]) -> None:

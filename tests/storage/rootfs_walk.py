@@ -104,7 +104,7 @@ def describe_plan(plan, path: str = "/") -> Dict[str, tuple]:
                 pass
 
 
-# --- JSON (the manifest crosses `podman unshare` as text) -------------------------------------------
+# --- JSON (the manifest crosses `podman unshare` as text, and run_in_userns answers JSON only) -------------------------------------------
 
 def to_json(tree: Dict[str, tuple]) -> str:
     """xattr values (bytes) as hex; everything else is JSON already."""
@@ -125,6 +125,19 @@ def from_json(text: str) -> Dict[str, tuple]:
         e[9] = tuple(e[9])
         out[path] = tuple(e)
     return out
+
+
+def describe_json(root: str) -> str:
+    """describe(), sent back by run_in_userns (its answer is JSON): read it with from_json."""
+    return to_json(describe(root))
+
+
+def describe_overlay_json(lowers_top_first: List[str], mnt: str, use_fuse: bool) -> str:
+    return to_json(describe_overlay(lowers_top_first, mnt, use_fuse))
+
+
+def describe_plan_json(plan, path: str = "/") -> str:
+    return to_json(describe_plan(plan, path))
 
 
 # --- comparing ---------------------------------------------------------------------------------------

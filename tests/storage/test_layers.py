@@ -16,7 +16,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
-from rootfs_walk import describe, describe_overlay, diff_trees
+from rootfs_walk import describe_json, describe_overlay_json, diff_trees, from_json
 
 from fixtures import oci
 from fixtures.oci import D, F, H, L, TarEntry
@@ -325,7 +325,7 @@ def test_layered_image_vfs_matches_the_model(tmp_path, layered_image, layered_fi
     ids = idmap.load()
     store = LayerStore(str(tmp_path / "root"), "vfs")
     cids = create_all(store, layered_image, layered_files)
-    tree = run_in_userns(describe, store.path(cids[-1]), ids=ids)
+    tree = from_json(run_in_userns(describe_json, store.path(cids[-1]), ids=ids))
     check_expected(tree, layered_image.expected, layered_image.absent, squash=not ids.has_ranges)
     for c in reversed(cids):
         store.remove(c)
@@ -341,8 +341,8 @@ def test_layered_image_overlay_mount_matches_the_model(tmp_path, layered_image, 
     store = LayerStore(str(tmp_path / "root"), "overlay")
     cids = create_all(store, layered_image, layered_files)
     lowers = [store.path(c) for c in reversed(cids)]
-    tree = run_in_userns(describe_overlay, lowers, str(tmp_path / "mnt"), driver == "fuse-overlayfs",
-                         ids=ids, mount_ns=True)
+    tree = from_json(run_in_userns(describe_overlay_json, lowers, str(tmp_path / "mnt"), driver == "fuse-overlayfs",
+                                   ids=ids, mount_ns=True))
     check_expected(tree, layered_image.expected, layered_image.absent, squash=not ids.has_ranges)
 
 
@@ -391,8 +391,8 @@ def test_layered_image_equals_an_independent_gnu_tar_extraction(tmp_path, layere
     store = LayerStore(str(tmp_path / "root"), "vfs")
     cids = create_all(store, layered_image, layered_files)
     ref = gnu_tar_reference(tmp_path, layered_image, layered_files)
-    ours = run_in_userns(describe, store.path(cids[-1]), ids=ids)
-    theirs = run_in_userns(describe, ref, ids=ids)
+    ours = from_json(run_in_userns(describe_json, store.path(cids[-1]), ids=ids))
+    theirs = from_json(run_in_userns(describe_json, ref, ids=ids))
     diffs = diff_trees(ours, theirs, "ours", "gnu tar")
     assert not diffs, "\n".join(diffs)
     run_in_userns(remove_tree, ref, ids=ids)

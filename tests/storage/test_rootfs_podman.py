@@ -168,8 +168,9 @@ def our_tree(rl, driver: str, ref: str) -> Dict[str, tuple]:
         rec = st.Store(conf.data_root).load(cid)
         assert rec["Driver"] == driver
         drv, layers, ids = containerfs._layers_and_driver(conf, rec)
-        tree = run_in_userns(rootfs_walk.describe_plan, drv.prepare(rec["Id"], layers, volatile=False), "/",
-                             ids=ids, mount_ns=True)
+        tree = rootfs_walk.from_json(run_in_userns(rootfs_walk.describe_plan_json,
+                                                   drv.prepare(rec["Id"], layers, volatile=False), "/",
+                                                   ids=ids, mount_ns=True))
         rl.ok("rm", "walk")
         return tree
     finally:

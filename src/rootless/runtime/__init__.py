@@ -8,7 +8,7 @@ Public API (everything the engine and the OCI runtime CLI use; nothing else is p
 - ``Stdio``: the container's stdin/stdout/stderr, or a pty.
 - ``spawn(spec, ids=, rootfs_plan=, stdio=, on_ready=, name=) -> Process``.
 - ``Process``: ``pid``, ``wait()``, ``poll()``, ``kill(sig)``, ``pty_master``, ``helper_pids``.
-- ``run_in_userns(fn, *args, ids=, mount_ns=False)`` (re-exported from ``runtime.userns``).
+- ``run_in_userns(fn, *args, ids=, mount_ns=False, schema=None)`` (re-exported from ``runtime.userns``).
 - ``ids_for_current_user()``, ``proc_start_time(pid)``, ``DEFAULT_CAPABILITIES``,
   ``ANNOTATION_INIT`` (``"io.rootless.init": "true"`` in spec.annotations: our reaping pid 1).
 - ``runtime.console.proxy(master, process)``: relay a terminal to ``Process.pty_master`` (raw
@@ -36,7 +36,7 @@ callback. It never prints; failures raise ``rootless.errors.RuntimeSetupError`` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
 from rootless.value import Value
 
@@ -210,11 +210,13 @@ def spawn(
     )
 
 
-def run_in_userns(fn: Callable, *args, ids: UserIds, mount_ns: bool = False, **kw):
-    """Run module-level ``fn(*args, **kw)`` as root in a new user namespace; see runtime.userns."""
+def run_in_userns(fn: Callable, *args, ids: UserIds, mount_ns: bool = False,
+                  schema: Optional[Callable[[Any], Any]] = None, **kw):
+    """Run module-level ``fn(*args, **kw)`` as root in a new user namespace; its JSON answer,
+    checked by ``schema``; see runtime.userns."""
     from rootless.runtime import userns
 
-    return userns.run_in_userns(fn, *args, ids=ids, mount_ns=mount_ns, **kw)
+    return userns.run_in_userns(fn, *args, ids=ids, mount_ns=mount_ns, schema=schema, **kw)
 
 
 def ids_for_current_user() -> UserIds:

@@ -12,9 +12,14 @@ multi-threaded process and fork() from threaded Python is unsafe, so a threaded 
 server) re-executes ``sys.executable`` with its own ``sys.path`` instead (works from the .pyz and
 from the source tree), and ``fn`` travels by reference (module + qualname) with pickled args.
 
-The return value comes back pickled. A RootlessError raised by ``fn`` is raised again in the
-caller with the same class, message, hint and exit code; any other exception becomes a
-RootlessError naming it.
+The child handles hostile content (a registry's layer tars, a container's files), so its answer
+is data, never a pickle (DESIGN.md, "Security rules"): one JSON document of at most
+``ANSWER_CAP`` bytes (``rootless.answer``), the return value checked by the caller's ``schema``.
+``fn`` must return JSON values (a tuple arrives as a list; callers convert at the call site). A
+RootlessError raised by ``fn`` is raised again in the caller with its message, hint and exit
+code, as the nearest class ``answer.ERROR_TYPES`` allows; any other exception becomes a
+RootlessError naming it. The request (parent -> fresh child, before it touches anything) is
+still pickled when the child is re-executed.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ UIDMAP_HINT = (
     "check that /etc/subuid and /etc/subgid give your user a range (e.g. `usermod --add-subuids "
     "100000-165535 --add-subgids 100000-165535 USER`) and that newuidmap/newgidmap are setuid root"
 )
+# Bytes of a child's answer. The largest real one is a layer unpack's (counts and at most
+# layers.MAX_NOTES notes of layers.MAX_NOTE characters: < 64 KiB); the others are an int or null.
+ANSWER_CAP = 1 << 20
+
 USERNS_HINT = (
     "unprivileged user namespaces may be disabled: check `sysctl user.max_user_namespaces` (must be > 0), "
     "`kernel.unprivileged_userns_clone` (Debian) and AppArmor's `kernel.apparmor_restrict_unprivileged_userns`"
@@ -307,13 +316,15 @@ def wait_status(pid: int) -> int:
 # --- run_in_userns ---------------------------------------------------------------------------------
 
 
-def run_in_userns(fn: Callable, *args: Any, ids: UserIds, mount_ns: bool = False, proc: str = "/proc", **kw: Any) -> Any:
+def run_in_userns(fn: Callable, *args: Any, ids: UserIds, mount_ns: bool = False, proc: str = "/proc",
+                  schema: Optional[Callable[[Any], Any]] = None, **kw: Any) -> Any:
     """Run module-level ``fn(*args, **kw)`` as uid 0 in a new user (and mount) namespace.
 
-    Returns fn's return value (it must pickle). See the module docstring.
+    Returns fn's return value, which must be JSON (at most ANSWER_CAP bytes), as ``schema(value)``
+    when given: ``schema`` checks and converts it, raising ValueError or TypeError on a value of the
+    wrong shape (a malformed answer). See the module docstring.
     """
-    import pickle
-
+    from rootless import answer  # here, not at the top: `run` imports this module, not this path
     module = getattr(fn, "__module__", None)
     qual = getattr(fn, "__qualname__", "")
     if not module or module == "__main__" or "<locals>" in qual or "<lambda>" in qual:
@@ -343,6 +354,7 @@ def run_in_userns(fn: Callable, *args: Any, ids: UserIds, mount_ns: bool = False
     ctl_child.close()
     os.close(res_w)
     map_error: Optional[BaseException] = None
+    data = b""
     try:
         if self_map is None:
             try:
@@ -351,8 +363,9 @@ def run_in_userns(fn: Callable, *args: Any, ids: UserIds, mount_ns: bool = False
                 map_error = e
                 _kill_quiet(pid)
         ctl_parent.close()
-        with os.fdopen(res_r, "rb") as f:
-            data = f.read()
+        data = answer.read_bounded(res_r, ANSWER_CAP)
+        if len(data) > ANSWER_CAP:
+            _kill_quiet(pid)  # it may still be writing; we will not read the rest
     finally:
         status = wait_status(pid)
     if map_error is not None:
@@ -362,7 +375,14 @@ def run_in_userns(fn: Callable, *args: Any, ids: UserIds, mount_ns: bool = False
             f"run `{qual}` in a user namespace: the child exited with status {status} before answering",
             "run again with --debug; its error output above may say why",
         )
-    return _unpack_result(pickle.loads(data), qual)
+    try:
+        return answer.parse(data, ANSWER_CAP, schema)
+    except answer.Malformed as e:
+        raise RootlessError(
+            f"run `{qual}` in a user namespace: the helper process sent a malformed answer ({e})",
+            "the content it handled (an image layer, a container's files) may be hostile; "
+            "run again with --debug and report it if the content is trusted",
+        ) from None
 
 
 def _kill_quiet(pid: int) -> None:
@@ -370,34 +390,6 @@ def _kill_quiet(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         pass
-
-
-def _unpack_result(res: tuple, qual: str) -> Any:
-    kind = res[0]
-    if kind == "ok":
-        return res[1]
-    if kind == "rerr":
-        _, mod, cls_name, message, hint, exit_code = res
-        cls: Any = RootlessError
-        try:
-            import importlib
-
-            c = getattr(importlib.import_module(mod), cls_name)
-            if isinstance(c, type) and issubclass(c, RootlessError):
-                cls = c
-        except (ImportError, AttributeError):
-            pass
-        try:
-            err = cls(message, hint)
-        except TypeError:
-            err = RootlessError(message, hint)
-        err.exit_code = exit_code
-        raise err
-    _, type_name, text, tb = res
-    raise RootlessError(
-        f"run `{qual}` in a user namespace: {type_name}: {text}",
-        "this is a bug in rootless; run with --debug and report it" + (f"\n{tb}" if os.environ.get("ROOTLESS_DEBUG") else ""),
-    )
 
 
 def _resolve(ref: str) -> Callable:
@@ -412,9 +404,9 @@ def _resolve(ref: str) -> Callable:
 
 def _userns_child(ref: str, args: tuple, kw: dict, flags: int, self_map, ctl_fd: int, res_fd: int, ppid: int, proc: str) -> None:
     """The child of run_in_userns: never returns."""
-    import pickle
     import socket
-    import traceback
+
+    from rootless import answer  # a forked child has it already; import it before entering anything
 
     try:
         syscalls.set_pdeathsig(signal.SIGKILL)
@@ -428,16 +420,17 @@ def _userns_child(ref: str, args: tuple, kw: dict, flags: int, self_map, ctl_fd:
         try:
             enter_userns(flags, ctl, self_map, proc)
             ctl.close()
-            result: tuple = ("ok", _resolve(ref)(*args, **kw))
+            out = answer.ok(_resolve(ref)(*args, **kw))
         except RootlessError as e:
-            result = ("rerr", type(e).__module__, type(e).__qualname__, e.message, e.hint, e.exit_code)
+            out = answer.from_error(e)
         except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
-            result = ("exc", type(e).__name__, str(e), traceback.format_exc())
-        try:
-            data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as e:  # noqa: BLE001 - an unpicklable return value
-            data = pickle.dumps(("exc", type(e).__name__, f"cannot send the result back: {e}", ""))
-        with os.fdopen(res_fd, "wb") as f:
-            f.write(data)
+            qual = ref.partition(":")[2]
+            out = answer.error(f"run `{qual}` in a user namespace: {type(e).__name__}: {e}",
+                               "this is a bug in rootless; run with --debug and report it", 125)
+            if os.environ.get("ROOTLESS_DEBUG"):
+                import traceback
+
+                traceback.print_exc()
+        answer.write_all(res_fd, answer.dump(out, ANSWER_CAP))
     finally:
         os._exit(0)

@@ -108,10 +108,11 @@ def remove_tree(path: str, ids: UserIds) -> None:
         return
     except OSError:
         pass  # something belongs to a subuid: remove the rest as root of a user namespace
+    from rootless import answer
     from rootless.runtime import run_in_userns
 
     try:
-        run_in_userns(_rmtree_as_root, path, ids=ids)
+        run_in_userns(_rmtree_as_root, path, ids=ids, schema=answer.none)
     except RootlessError as e:
         raise RootlessError(
             f"remove `{path}`: {e.message}",

@@ -126,9 +126,10 @@ class LayerStore:
         m = self.meta(chain_id)
         if isinstance(m.get("size"), int):
             return int(m["size"])
+        from rootless import answer
         from rootless.runtime.userns import run_in_userns
 
-        return int(run_in_userns(_measure, self.path(chain_id), ids=self.ids))
+        return run_in_userns(_measure, self.path(chain_id), ids=self.ids, schema=answer.count)
 
     # -- create -----------------------------------------------------------------------------
 
@@ -165,12 +166,13 @@ class LayerStore:
             tmp = os.path.join(self.base, f".tmp-{hexd}-{os.getpid()}")
             maps_u, maps_g = ids.uid_mappings(), ids.gid_mappings()
             t0 = time.monotonic()
+            from rootless import answer
             from rootless.runtime.userns import run_in_userns
 
             res, size = run_in_userns(
                 _build, tmp, self.fmt, parent_path, layer_file, media_type, layer_digest,
                 idmap.max_id(maps_u), idmap.max_id(maps_g), stale, self.max_layer_size, expect_diff_id or "",
-                ids=ids,
+                ids=ids, schema=_build_result,
             )
             seconds = time.monotonic() - t0
             if expect_diff_id and res.diff_id != expect_diff_id:
@@ -190,7 +192,7 @@ class LayerStore:
             try:
                 os.rename(tmp, final)
             except OSError as e:
-                run_in_userns(_remove_all, [tmp], ids=ids)
+                run_in_userns(_remove_all, [tmp], ids=ids, schema=answer.none)
                 if self.exists(chain_id):
                     return None
                 raise ImageError(f"store layer `{layer_digest}` at `{final}`: {e.strerror}",
@@ -249,9 +251,10 @@ class LayerStore:
                 held.append(fd)
                 targets += [os.path.join(self.base, n) for n in tmps]
             if targets:
+                from rootless import answer
                 from rootless.runtime.userns import run_in_userns
 
-                run_in_userns(_remove_all, targets, ids=self.ids)
+                run_in_userns(_remove_all, targets, ids=self.ids, schema=answer.none)
         finally:
             for fd in held:
                 os.close(fd)
@@ -275,9 +278,10 @@ class LayerStore:
         except FileNotFoundError:
             pass
         if gone:
+            from rootless import answer
             from rootless.runtime.userns import run_in_userns
 
-            run_in_userns(_remove_all, [gone], ids=self.ids)
+            run_in_userns(_remove_all, [gone], ids=self.ids, schema=answer.none)
         # The lock file stays: unlinking it could let two creators lock different inodes.
 
 
@@ -308,6 +312,40 @@ def _pid_alive(text: str) -> bool:
 
 
 # -- functions run as root of the user namespace (module-level: run_in_userns needs them so) ----
+# They handle a registry's content: what they return travels back as JSON and is checked here.
+
+MAX_NOTES = 64  # notes of one unpack sent back (real ones: a handful of kinds, 3 examples each)
+MAX_NOTE = 1024  # characters of one note (its examples are paths from the layer)
+_DIFF_ID_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
+
+
+def _build_answer(res: _unpack.UnpackResult, size: int) -> dict:
+    """The child's side of ``_build_result``: the unpack's counts and its notes, cut to size."""
+    notes = [n if len(n) <= MAX_NOTE else n[:MAX_NOTE - 3] + "..." for n in res.notes[:MAX_NOTES]]
+    return {"entries": res.entries, "data_bytes": res.data_bytes, "tar_bytes": res.tar_bytes,
+            "notes": notes, "diff_id": res.diff_id, "size": size}
+
+
+def _build_result(v: object) -> Tuple[_unpack.UnpackResult, int]:
+    """``_build``'s answer, checked: (what the unpack did, the layer's size or -1)."""
+    from rootless import answer
+
+    if not isinstance(v, dict) or set(v) != {"entries", "data_bytes", "tar_bytes", "notes", "diff_id", "size"}:
+        raise ValueError("unpack result: wrong keys")
+    size = v["size"]
+    if type(size) is not int or size < -1:
+        raise ValueError("unpack result: size")
+    notes = v["notes"]
+    if not isinstance(notes, list) or len(notes) > MAX_NOTES:
+        raise ValueError("unpack result: notes")
+    clean = tuple(answer.text(n, "note")[:MAX_NOTE] for n in notes)
+    diff_id = v["diff_id"]
+    if not isinstance(diff_id, str) or not _DIFF_ID_RE.match(diff_id):
+        raise ValueError("unpack result: diff_id")
+    res = _unpack.UnpackResult(answer.count(v["entries"]), answer.count(v["data_bytes"]),
+                               answer.count(v["tar_bytes"]), clean, diff_id)
+    return res, size
+
 
 
 def _remove_all(targets: List[str]) -> None:
@@ -321,8 +359,10 @@ def _measure(path: str) -> int:
 
 def _build(tmp: str, fmt: str, parent_path: Optional[str], layer_file: str, media_type: str,
            layer_digest: str, max_uid: int, max_gid: int, stale: List[str],
-           max_size: int = 0, expect_diff_id: str = "") -> Tuple[_unpack.UnpackResult, int]:
-    """Make ``tmp`` (the layer's future directory) and unpack into it; on error remove it."""
+           max_size: int = 0, expect_diff_id: str = "") -> dict:
+    """Make ``tmp`` (the layer's future directory) and unpack into it; on error remove it.
+
+    Returns ``_build_answer(result, size)``; size -1 when the diff_id was not the expected one."""
     _remove_all(stale + [tmp])
     try:
         if fmt == "overlay":
@@ -340,8 +380,8 @@ def _build(tmp: str, fmt: str, parent_path: Optional[str], layer_file: str, medi
         if expect_diff_id and res.diff_id != expect_diff_id:
             # not kept: the caller reports the mismatch (it knows the image's name)
             _unpack.rmtree(tmp)
-            return res, -1
-        return res, _unpack.tree_size(dest)
+            return _build_answer(res, -1)
+        return _build_answer(res, _unpack.tree_size(dest))
     except BaseException:
         _unpack.rmtree(tmp)
         raise

@@ -44,9 +44,10 @@ class VfsDriver(Driver):
                 remove_tree(rootfs, self.ids)
             src = layer_paths[-1].rstrip("/")
             if self.ids.has_ranges:
+                from rootless import answer
                 from rootless.runtime import run_in_userns
 
-                run_in_userns(_copy_as_root, src, rootfs, ids=self.ids)
+                run_in_userns(_copy_as_root, src, rootfs, ids=self.ids, schema=answer.none)
             else:
                 _copy_as_root(src, rootfs)  # everything belongs to the user: no namespace needed
             with open(done, "w"):
