@@ -126,3 +126,19 @@ def read_to_eof(fd: int) -> bytes:
             break
         out += chunk
     return out
+
+
+class ForeignProcess:
+    """A `sleep` in a user namespace of its own: what a container's init looks like to the state
+    code, which believes a record's pid only when it lives in a user namespace other than ours."""
+
+    def __enter__(self) -> ForeignProcess:
+        self.proc = subprocess.Popen(["unshare", "-U", "sleep", "60"])
+        wait_for(lambda: os.stat(f"/proc/{self.proc.pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino,
+                 timeout=5, what="unshare -U to make a user namespace")
+        self.pid = self.proc.pid
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.kill()
+        self.proc.wait()

@@ -1,11 +1,10 @@
 """state: container records, names, prefixes, liveness by pid + start time."""
 
 import os
-import subprocess
-import time
 
 import pytest
 
+from enginehelp import ForeignProcess
 from rootless import state
 from rootless.errors import NotFound, RootlessError
 
@@ -52,12 +51,7 @@ def test_dead_or_reused_pid_is_not_running(tmp_path):
     r = rec(cid, "x")
     s.create(r)
     # a container's init lives in a user namespace of its own (a process in ours is not believed)
-    p = subprocess.Popen(["unshare", "-U", "sleep", "30"])
-    try:
-        deadline = time.monotonic() + 5
-        while os.stat(f"/proc/{p.pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
-            assert time.monotonic() < deadline, "unshare -U did not make a user namespace"
-            time.sleep(0.01)
+    with ForeignProcess() as p:
         r["State"].update(Status="running", Running=True, Pid=p.pid, PidStartTime=state.proc_start_time(p.pid))
         s.save(r)
         assert s.load(cid)["State"]["Running"] is True
@@ -65,6 +59,3 @@ def test_dead_or_reused_pid_is_not_running(tmp_path):
         s.save(r, durable=False)
         got = s.load(cid)["State"]
         assert got["Running"] is False and got["Status"] == "exited"
-    finally:
-        p.kill()
-        p.wait()

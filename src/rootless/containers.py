@@ -152,17 +152,33 @@ def stop(config, ref: str, timeout: Optional[int] = None, sig: Optional[str] = N
     signum = parse_signal(sig or rec["Config"].get("StopSignal") or "SIGTERM")
     if timeout is None:
         timeout = int(rec["Config"].get("StopTimeout") or 10)
-    pid = int(s.get("Pid") or 0)
-    if pid and st.is_alive(s):
-        _signal(pid, signum)
-    if wait_stopped(store, cid, None if timeout < 0 else float(timeout)):
-        return cid
-    if pid and st.is_alive(s):
+    # The pid is read again at each step: a restart that raced with the mark (its monitor was past
+    # its last look at it) runs under a new pid, which gets the signal too.
+    deadline = None if timeout < 0 else time.monotonic() + float(timeout)
+    signalled = 0
+    while True:
+        pid = _live_pid(store, cid)
+        if pid and pid != signalled:
+            _signal(pid, signum)
+            signalled = pid
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        if wait_stopped(store, cid, 0.5 if left is None else min(0.5, left)):
+            return cid
+    pid = _live_pid(store, cid)
+    if pid:
         _signal(pid, signal.SIGKILL)
     if not wait_stopped(store, cid, 30.0):
         raise RootlessError(f"stop container `{_name(rec)}`: it is still running after SIGKILL",
                             "see `rootless ps -a`; `rootless rm -f` removes it")
     return cid
+
+
+def _live_pid(store: st.Store, cid: str) -> int:
+    """The container's process as its record names it now, when that process is alive."""
+    s = raw_state(store, cid) or {}
+    return int(s.get("Pid") or 0) if s.get("Running") and st.is_alive(s) else 0
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -175,6 +175,9 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
                 os.unlink(store.path(cid, STOP_MARKER))
             except OSError:
                 pass
+        elif os.path.exists(store.path(cid, STOP_MARKER)):  # a stop came while we re-executed
+            _update_state(store, cid, Status="exited", Restarting=False)
+            return 0
         if rec_in is not None:  # the attached CLI's record (start_record reads it again under the lock)
             rec = rec_in
         else:

@@ -12,8 +12,11 @@ import time
 
 import pytest
 
+from enginehelp import ForeignProcess
 from rootless import containerstats, state
 from rootless.commands.stats import CLEAR
+
+_PID = 0
 
 pytestmark = [pytest.mark.nosubuid, pytest.mark.usefixtures("clean_data_root")]
 
@@ -46,8 +49,17 @@ def fake_cgroup(root, usage_usec, memory_max="33554432", pids_max="20", cpu_max=
     return cg
 
 
+@pytest.fixture(autouse=True)
+def container_pid():
+    """The records below name a process that looks like a container's init (its own user namespace)."""
+    global _PID
+    with ForeignProcess() as p:
+        _PID = p.pid
+        yield p.pid
+
+
 def record(cgroup_path=None, mode="none"):
-    pid = os.getpid()
+    pid = _PID
     return {"Id": "ab" * 32, "Name": "/web",
             "State": {"Running": True, "Pid": pid, "PidStartTime": state.proc_start_time(pid)},
             "HostConfig": {"NetworkMode": mode},
