@@ -44,11 +44,11 @@ def _exec_attached(config, ref: str, opts) -> int:
     """The face's part of exec: the command's stdio, signals forwarded to it, the copy loop.
 
     With -t (or -d) the command gets our stdin (with -i) or /dev/null; without -t never a terminal
-    of ours: pipes that we copy (start.PlainRelay)."""
+    of ours: pipes that we copy (terminal.PlainRelay)."""
     import os
 
     from rootless import containers
-    from rootless.commands.start import PlainRelay, SignalForwarder, pump_tty
+    from rootless.commands.terminal import PidTarget, PlainRelay, SignalForwarder, pump_tty
     from rootless.runtime import Stdio
 
     relay = None
@@ -61,16 +61,6 @@ def _exec_attached(config, ref: str, opts) -> int:
         relay = PlainRelay(opts.interactive)
         stdio = relay.stdio()
 
-    class _Target:
-        def __init__(self, pid: int) -> None:
-            self.pid = pid
-
-        def kill(self, sig: int) -> None:
-            try:
-                os.kill(self.pid, sig)
-            except OSError:
-                pass
-
     def attach(started) -> None:
         if started.pty_master is not None:
             pump_tty(started.pty_master, opts.interactive)
@@ -80,7 +70,7 @@ def _exec_attached(config, ref: str, opts) -> int:
 
     with SignalForwarder() as fwd:
         try:
-            return containers.exec_in(config, ref, opts, stdio, on_pid=lambda pid: fwd.set_target(_Target(pid)),
+            return containers.exec_in(config, ref, opts, stdio, on_pid=lambda pid: fwd.set_target(PidTarget(pid)),
                                       attach=attach)
         finally:
             if relay is not None:
