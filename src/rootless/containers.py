@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from rootless import state as st
 from rootless.errors import NotFound, RootlessError, UsageError
@@ -537,12 +537,8 @@ def top_rows(init_pid: int, proc: str = "/proc") -> List[List[str]]:
 
 
 # --- exec -----------------------------------------------------------------------------------------------
-
-# setns order: the user namespace first (it gives the capabilities the others need), the pid
-# namespace last (it only applies to children: hence the second fork). See setns(2).
-EXEC_NS = ("user", "mnt", "uts", "ipc", "net", "cgroup", "pid")
-_NS_FLAG = {"user": 0x10000000, "mnt": 0x00020000, "uts": 0x04000000, "ipc": 0x08000000, "net": 0x40000000,
-            "cgroup": 0x02000000, "pid": 0x20000000}
+# The engine's part: find the container, build the runtime's ExecSpec from its config, run it
+# (rootless.runtime.exec), return the exit code. The face brings the stdio and the terminal handling.
 
 
 class ExecOptions:
@@ -565,9 +561,15 @@ def _exec_spec(store: st.Store, rec: st.Record) -> Dict[str, Any]:
                             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}}}
 
 
-def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
-    """Run ``opts.cmd`` in the running container ``ref``; its exit code (or 0 with -d)."""
-    import socket
+def exec_in(config, ref: str, opts: ExecOptions, stdio=None, on_pid: Optional[Callable[[int], None]] = None,
+            attach: Optional[Callable[[Any], None]] = None, proc: str = "/proc") -> int:
+    """Run ``opts.cmd`` in the running container ``ref``; its exit code (or 0 with -d).
+
+    ``stdio`` (runtime.Stdio; its ``tty`` is ``opts.tty``) are the command's streams; ``on_pid``
+    gets its pid as soon as it is known (the face forwards signals to it); ``attach`` is called
+    with the started runtime.exec.ExecProcess (the face copies its pty or pipes) before we wait."""
+    from rootless.runtime import Stdio
+    from rootless.runtime import exec as rexec
 
     store = st.Store(config.data_root)
     rec = store.resolve(ref)
@@ -591,145 +593,29 @@ def exec_in(config, ref: str, opts: ExecOptions, proc: str = "/proc") -> int:
         from rootless.runtime.caps import NAMES
 
         process["capabilities"] = {k: list(NAMES) for k in ("bounding", "effective", "permitted")}
+    program = None
     seccomp = (spec.get("linux") or {}).get("seccomp")
     if seccomp:  # the container's filter, compiled (or read from the cache) before we fork: docker filters exec too
         from rootless.linux import seccomp as lsec
 
-        process["_seccomp"] = lsec.program(seccomp)
-    # the namespaces to join: those of the init that differ from ours (--network host shares ours)
-    ns_paths = []
-    for ns in EXEC_NS:
-        try:
-            theirs = os.readlink(f"{proc}/{pid}/ns/{ns}")
-        except FileNotFoundError:
-            continue
-        except PermissionError:
-            raise RootlessError(f"exec in container `{name}`: cannot open its namespaces (its main process runs as "
-                                "another user)", "run the container's main process as root (the default), "
-                                "or use --init")
-        try:
-            ours = os.readlink(f"/proc/self/ns/{ns}")
-        except OSError:
-            ours = ""
-        if theirs != ours:
-            ns_paths.append((ns, f"{proc}/{pid}/ns/{ns}"))
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    relay = None
-    if opts.tty or opts.detach:
-        stdin_fd = 0 if opts.interactive else os.open(os.devnull, os.O_RDONLY)
-    else:  # never a terminal of ours without -t: pipes that we copy (see start.PlainRelay)
-        from rootless.commands.start import PlainRelay
-
-        relay = PlainRelay(opts.interactive)
-        stdin_fd = relay.fds[0] if relay.fds[0] is not None else 0
-    import sys
-
-    for f in (sys.stdout, sys.stderr):
-        f.flush()
-    a = os.fork()
-    if a == 0:  # pragma: no cover - runs in the child
-        parent_sock.close()
-        if relay is not None:
-            for target in (1, 2):
-                if relay.fds[target] is not None:
-                    os.dup2(relay.fds[target], target)
-            for fd in list(relay.outs) + list(relay.ins.values()):
-                os.close(fd)  # our ends: the command's stdin must end when ours does
-        code = 125
-        try:
-            _before_joining(child_sock.fileno(), stdin_fd)
-            _join_cgroup(rec)
-            code = _exec_child(pid, ns_paths, process, opts, rec, child_sock, stdin_fd, proc)
-        except BaseException as e:  # noqa: BLE001
-            _send(child_sock, {"error": f"exec in container: {type(e).__name__}: {e}", "code": 125})
-        os._exit(code)
-    child_sock.close()
-    if relay is not None:
-        relay.started()
-    elif stdin_fd != 0:
-        os.close(stdin_fd)
-    target = [0]
-    master = None
-    error = None
-    from rootless.commands.start import SignalForwarder
-
-    class _T:
-        def kill(self, sig: int) -> None:
-            if target[0]:
-                try:
-                    os.kill(target[0], sig)
-                except OSError:
-                    pass
-
-    with SignalForwarder() as fwd:
-        while True:
-            try:
-                data, fds, _f, _a = socket.recv_fds(parent_sock, 65536, 1)
-            except InterruptedError:
-                continue
-            if not data:
-                break
-            msg = json.loads(data.decode())
-            if "pid" in msg:
-                target[0] = int(msg["pid"])
-                fwd.set_target(_T())
-            if "pty" in msg and fds:
-                master = fds[0]
-            if "error" in msg:
-                error = msg
-        parent_sock.close()
-        if error is not None:
-            if relay is not None:
-                relay.close()
-            _waitpid(a)
-            raise RootlessError(error["error"], error.get("hint") or "check the command and the container",
-                                exit_code=int(error.get("code") or 125))
-        if opts.detach:
-            _waitpid(a)
-            return 0
-        if master is not None:
-            from rootless.commands.start import pump_tty
-
-            pump_tty(master, opts.interactive)
-        if relay is not None:
-            done: List[int] = []
-
-            def poll() -> Optional[int]:
-                if not done:
-                    got, status = os.waitpid(a, os.WNOHANG)
-                    if got:
-                        done.append(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
-                return done[0] if done else None
-
-            relay.run(poll)
-            if done:
-                return done[0]
-        return _waitpid(a)
-
-
-def _before_joining(*keep: int) -> None:  # pragma: no cover - runs in the forked child
-    """Make this process unfit to spy on before it joins the container (DESIGN's security rules).
-
-    Once in the container's pid namespace, its processes see ours; as the same uid, they could
-    ptrace it or read its /proc/PID/environ (the CLI's environment: tokens) and its fds (runc's
-    CVE-2016-9962). Not dumpable, only a process with CAP_SYS_PTRACE over our memory's (the host's)
-    user namespace may; the command gets back a dumpable process of its own at execve. It needs
-    nothing of our environment (its own comes from the container's config) nor of our fds."""
-    from rootless.linux import syscalls as sc
-
-    sc.set_dumpable(False)
-    os.environ.clear()
-    sc.scrub_environ()
+        program = lsec.program(seccomp)
     try:
-        fds = [int(x) for x in os.listdir("/proc/self/fd")]
-    except OSError:
-        fds = list(range(3, 1024))
-    for fd in fds:
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        ns_paths = rexec.namespaces_to_join(pid, proc)
+    except PermissionError:
+        raise RootlessError(f"exec in container `{name}`: cannot open its namespaces (its main process runs as "
+                            "another user)", "run the container's main process as root (the default), "
+                            "or use --init")
+    if stdio is None:
+        stdio = Stdio()
+    stdio = Stdio(stdio.stdin, stdio.stdout, stdio.stderr, bool(opts.tty), stdio.winsize_from)
+    xspec = rexec.ExecSpec(pid, process, user=opts.user or rec["Config"].get("User") or "", set_home=bool(opts.user),
+                           stdio=stdio, detach=opts.detach, seccomp=program, proc=proc)
+    started = rexec.spawn(xspec, ns_paths, on_fork=lambda: _join_cgroup(rec), on_pid=on_pid)
+    if opts.detach:
+        return 0
+    if attach is not None:
+        attach(started)
+    return started.wait()
 
 
 def _join_cgroup(rec: st.Record) -> None:  # pragma: no cover - runs in the forked child
@@ -743,155 +629,3 @@ def _join_cgroup(rec: st.Record) -> None:  # pragma: no cover - runs in the fork
         cgroups.CgroupHandle.from_json(data).add_pid(os.getpid())
     except Exception:  # noqa: BLE001 - a container without its cgroup still runs the command
         pass
-
-
-def _waitpid(pid: int) -> int:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 255
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
-        return os.WEXITSTATUS(status)
-
-
-def _send(sock, msg: Dict[str, Any], fd: Optional[int] = None) -> None:
-    import socket
-
-    try:
-        socket.send_fds(sock, [json.dumps(msg).encode()], [fd] if fd is not None else [])
-    except OSError:
-        pass
-
-
-def _exec_child(pid: int, ns_paths, process: Dict[str, Any], opts: ExecOptions, rec, sock, stdin_fd: int,
-                proc: str) -> int:  # pragma: no cover - runs in the forked child
-    """First child: join the namespaces and the root, fork into the pid namespace, relay the exit."""
-    # everything the second child needs is imported now: after the chroot our sources are out of sight
-    import types  # noqa: F401
-
-    from rootless import userdb  # noqa: F401
-    from rootless.linux import syscalls as sc
-    from rootless.runtime import caps, init  # noqa: F401
-
-    try:
-        sc.set_name("rootless:exec")
-    except OSError:
-        pass
-    fds = []
-    for ns, path in ns_paths:
-        try:
-            fds.append((ns, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
-        except OSError as e:
-            _send(sock, {"error": f"open namespace `{path}`: {e.strerror}", "code": 125})
-            return 125
-    root_fd = None
-    for ns, fd in fds:
-        try:
-            sc.setns(fd, _NS_FLAG[ns])
-        except OSError as e:
-            _send(sock, {"error": f"join the container's `{ns}` namespace: {e.strerror}", "code": 125,
-                         "hint": "is the container still running?"})
-            return 125
-        os.close(fd)
-        if ns == "user":
-            try:
-                root_fd = os.open(f"{proc}/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError:
-                root_fd = None
-    if root_fd is not None:  # after setns(mnt) we are at the namespace's root; make sure it is the container's
-        os.fchdir(root_fd)
-        os.chroot(".")
-        os.close(root_fd)
-    os.chdir("/")
-    b = os.fork()
-    if b == 0:
-        try:
-            _exec_final(process, opts, rec, sock, stdin_fd)
-        except BaseException as e:  # noqa: BLE001
-            err = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
-            _send(sock, {"error": err, "hint": getattr(e, "hint", None), "code": getattr(e, "exit_code", 125)})
-            os._exit(int(getattr(e, "exit_code", 125) or 125))
-        os._exit(125)
-    _send(sock, {"pid": b})
-    sock.close()
-    if stdin_fd != 0:
-        os.close(stdin_fd)
-    if opts.detach:
-        return 0
-    import signal as sg
-
-    for s_ in (sg.SIGINT, sg.SIGTERM, sg.SIGHUP, sg.SIGQUIT):
-        sg.signal(s_, sg.SIG_IGN)  # our caller forwards signals to the command itself
-    return _waitpid(b)
-
-
-def _exec_final(process: Dict[str, Any], opts: ExecOptions, rec, sock, stdin_fd: int) -> None:  # pragma: no cover
-    """Second child, in the container's pid namespace: user, caps, stdio, cwd, execve."""
-    import types
-
-    from rootless import userdb
-    from rootless.linux import syscalls as sc
-    from rootless.runtime import init as rinit
-
-    if opts.detach:
-        os.setsid()
-    user_spec = opts.user or rec["Config"].get("User") or ""
-
-    def read_file(p: str) -> Optional[bytes]:
-        try:
-            with open(p, "rb") as f:
-                return f.read(1 << 20)
-        except OSError:
-            return None
-
-    eu = userdb.resolve(user_spec, read_file)
-    env = rinit._env(process.get("env") or [])
-    if opts.user:
-        env["HOME"] = eu.home or "/"
-    env.setdefault("PATH", rinit.DEFAULT_PATH)
-    process["env"] = [f"{k}={v}" for k, v in env.items()]
-    process["user"] = {"uid": eu.uid, "gid": eu.gid, "additionalGids": list(eu.additional_gids),
-                       "umask": (process.get("user") or {}).get("umask", 0o022)}
-    cwd = process.get("cwd") or "/"
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise RootlessError(f"chdir to `{cwd}`: {e.strerror}", "give -w a directory of the container")
-    slave = None
-    if opts.tty:
-        master, slave = os.openpty()  # the container's /dev/ptmx: a pty of its own devpts
-        _send(sock, {"pty": True}, master)
-        os.close(master)
-    elif opts.detach:
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-    if not opts.tty and stdin_fd != 0:
-        os.dup2(stdin_fd, 0)
-    path = rinit._lookup(process["args"][0], env.get("PATH", rinit.DEFAULT_PATH))
-    cfg = types.SimpleNamespace(spec={"process": process}, new_cgroup=False, seccomp=process.pop("_seccomp", None),
-                                stdio=types.SimpleNamespace(stdin=None, stdout=None, stderr=None))
-    ex = types.SimpleNamespace(pty_slave=slave, last_cap=sc.last_cap(), setgroups_allowed=rinit._setgroups_allowed())
-    if not opts.tty and not opts.detach:
-        try:
-            os.setsid()
-        except OSError:
-            pass
-    rinit._finalize(cfg, ex)
-    for rl in process.get("rlimits") or []:
-        try:
-            rinit._rlimit(rl)
-        except RootlessError:
-            pass
-    rinit._close_fds(keep=sock.fileno())
-    try:
-        os.execve(path, [str(a) for a in process["args"]], env)
-    except OSError as e:
-        import errno
-
-        code = 127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126
-        raise rinit._exec_error(process["args"][0], (e.strerror or str(e)).lower(), code)

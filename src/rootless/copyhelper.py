@@ -298,9 +298,9 @@ def _enter_new(req: Dict[str, Any], mount: bool) -> list:
     helpers = []
     for step in plan.steps:
         if isinstance(step, MountStep):
-            stage1._mount_step(step)
+            stage1.mount_step(step)
         elif isinstance(step, ExecStep):
-            hp = stage1._exec_step(step)
+            hp = stage1.exec_step(step)
             if hp:
                 helpers.append(hp)
     os.chdir(plan.rootfs)

@@ -534,7 +534,7 @@ def _prewarm() -> None:
 
     for mod in (
         "rootless.engine", "rootless.containers", "rootless.state", "rootless.config", "rootless.runtime",
-        "rootless.runtime.parent", "rootless.runtime.stage1", "rootless.runtime.userns", "rootless.oci.spec",
+        "rootless.runtime.parent", "rootless.runtime.stage1", "rootless.runtime.exec", "rootless.runtime.userns", "rootless.oci.spec",
         "rootless.oci.bundle", "rootless.oci.seccomp", "rootless.oci.seccomp_default", "rootless.linux.seccomp", "rootless.storage.select", "rootless.storage.overlay", "rootless.image.store",
         "rootless.image.reference", "rootless.idmap", "rootless.userdb", "rootless.tools", "rootless.paths",
         "rootless.logs", "rootless.monitor", "rootless.attach", "rootless.volumes", "rootless.gotemplate", "rootless.linux.syscalls",

@@ -87,9 +87,9 @@ def describe_plan(plan, path: str = "/") -> Dict[str, tuple]:
     helpers = []
     for step in plan.steps:
         if isinstance(step, MountStep):
-            stage1._mount_step(step)
+            stage1.mount_step(step)
         elif isinstance(step, ExecStep):
-            pid = stage1._exec_step(step)
+            pid = stage1.exec_step(step)
             if pid:
                 helpers.append(pid)
     try:

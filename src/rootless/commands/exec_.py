@@ -37,4 +37,43 @@ def main(args, ctx) -> int:
         env += _env_item(item)
     opts = containers.ExecOptions(args.command, env, args.workdir, args.user, args.tty, args.interactive,
                                   args.detach, args.privileged)
-    return containers.exec_in(ctx.config, args.container, opts)
+    return _exec_attached(ctx.config, args.container, opts)
+
+
+def _exec_attached(config, ref: str, opts) -> int:
+    """The face's part of exec: the command's stdio, signals forwarded to it, the copy loop.
+
+    With -t (or -d) the command gets our stdin (with -i) or /dev/null; without -t never a terminal
+    of ours: pipes that we copy (terminal.PlainRelay)."""
+    import os
+
+    from rootless import containers
+    from rootless.commands.terminal import PidTarget, PlainRelay, SignalForwarder, pump_tty
+    from rootless.runtime import Stdio
+
+    relay = None
+    opened = None
+    if opts.tty or opts.detach:
+        if not opts.interactive:
+            opened = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        stdio = Stdio(stdin=opened)
+    else:
+        relay = PlainRelay(opts.interactive)
+        stdio = relay.stdio()
+
+    def attach(started) -> None:
+        if started.pty_master is not None:
+            pump_tty(started.pty_master, opts.interactive)
+        if relay is not None:
+            relay.started()
+            relay.run(started.poll)
+
+    with SignalForwarder() as fwd:
+        try:
+            return containers.exec_in(config, ref, opts, stdio, on_pid=lambda pid: fwd.set_target(PidTarget(pid)),
+                                      attach=attach)
+        finally:
+            if relay is not None:
+                relay.close()
+            if opened is not None:
+                os.close(opened)

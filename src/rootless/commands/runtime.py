@@ -385,6 +385,7 @@ def _reap_quiet(pid: int) -> None:
 def run(store: Store, cid: str, bundle: str, *, pid_file: Optional[str] = None, detach: bool = False,
         keep: bool = False) -> int:
     from rootless import runtime
+    from rootless.commands import terminal as terminal_
 
     if detach:
         spec = load_bundle(bundle)
@@ -401,18 +402,13 @@ def run(store: Store, cid: str, bundle: str, *, pid_file: Optional[str] = None, 
     try:
         proc = runtime.spawn(spec, ids=runtime.ids_for_current_user(), stdio=runtime.Stdio(tty=terminal),
                              bundle=bundle, name=cid)
-        with _forward_signals(proc):
+        with terminal_.SignalForwarder() as fwd:
+            fwd.set_target(proc)
             store.save(cid, _record(cid, spec, bundle, proc.pid))
             _write_pid_file(pid_file, proc.pid)
             if terminal and proc.pty_master is not None:
-                from rootless.runtime import console
-
-                try:
-                    code = console.proxy(proc.pty_master, proc, stdin=0 if _readable(0) else None, stdout=1)
-                finally:
-                    os.close(proc.pty_master)
-            else:
-                code = proc.wait()
+                terminal_.pump_tty(proc.pty_master, _readable(0), poll=proc.poll)
+            code = proc.wait()
     finally:
         if not keep:
             store.remove(cid)
@@ -425,27 +421,6 @@ def _readable(fd: int) -> bool:
     except OSError:
         return False
     return not stat.S_ISDIR(mode)
-
-
-class _forward_signals:
-    """While the container runs, signals sent to us go to its init (docker's sig-proxy)."""
-
-    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-
-    def __init__(self, proc):
-        self.proc = proc
-        self.saved: Dict[int, Any] = {}
-
-    def __enter__(self):
-        for name in self.SIGNALS:
-            s = getattr(signal, name)
-            self.saved[s] = signal.signal(s, lambda n, _f: self.proc.kill(n))
-        return self
-
-    def __exit__(self, *exc):
-        for s, h in self.saved.items():
-            signal.signal(s, h)
-        return False
 
 
 def _list(store: Store) -> int:

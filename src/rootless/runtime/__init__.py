@@ -11,8 +11,9 @@ Public API (everything the engine and the OCI runtime CLI use; nothing else is p
 - ``run_in_userns(fn, *args, ids=, mount_ns=False, schema=None)`` (re-exported from ``runtime.userns``).
 - ``ids_for_current_user()``, ``proc_start_time(pid)``, ``DEFAULT_CAPABILITIES``,
   ``ANNOTATION_INIT`` (``"io.rootless.init": "true"`` in spec.annotations: our reaping pid 1).
-- ``runtime.console.proxy(master, process)``: relay a terminal to ``Process.pty_master`` (raw
-  mode, SIGWINCH), returns the exit code; what ``run -t`` needs.
+- ``runtime.exec.spawn(ExecSpec, ns_paths, on_fork=, on_pid=) -> ExecProcess``: a new process in
+  a running container (exec), beside create/start, over the same sync messages.
+  (Relaying a terminal to ``pty_master`` is the face's: rootless.commands.terminal.)
 - Lower level, for other namespace helpers: ``runtime.userns.start_child(entry, payload,
   pass_fds)`` (fork, or re-exec when threaded) and ``runtime.userns.wait_status(pid)``.
 

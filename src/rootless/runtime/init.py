@@ -31,7 +31,7 @@ from typing import Dict, List, NoReturn, Optional
 
 from rootless.errors import EXIT_CANNOT_EXEC, EXIT_NOT_FOUND, RootlessError, RuntimeSetupError
 from rootless.linux import syscalls as sc
-from rootless.runtime import ANNOTATION_INIT, caps, mounts, sync
+from rootless.runtime import ANNOTATION_INIT, Stdio, caps, mounts, sync
 from rootless.value import Value
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -137,7 +137,7 @@ def _setup(cfg, ctl: socket.socket) -> _Exec:
             raise RuntimeSetupError(f"open exec fifo `{cfg.exec_fifo}`: {e.strerror}")
     # Read while the host's /proc is in sight (the spec may mount none).
     last_cap = sc.last_cap()
-    setgroups_allowed = _setgroups_allowed()
+    setgroups_allowed = setgroups_permitted()
     mounts.do_mount("rootfs", rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC, None, rootfs)
     dev_is_tmpfs = False
     for m in spec.get("mounts") or []:
@@ -179,14 +179,14 @@ def _setup(cfg, ctl: socket.socket) -> _Exec:
     except OSError as e:
         raise RuntimeSetupError(f"chdir to cwd `{cwd}`: {e.strerror}", "set process.cwd (-w) to a directory of the image")
     for rl in process.get("rlimits") or []:
-        _rlimit(rl)
+        set_rlimit(rl)
     if process.get("oomScoreAdj") is not None:
         _write_file("/proc/self/oom_score_adj", str(int(process["oomScoreAdj"])), "set oom_score_adj")
-    env = _env(process.get("env") or [])
+    env = env_map(process.get("env") or [])
     args = process.get("args") or []
     if not args:
         raise RuntimeSetupError("start the container: process.args is empty", "give a command or an image with a CMD")
-    path = _lookup(args[0], env.get("PATH", DEFAULT_PATH))
+    path = lookup(args[0], env.get("PATH", DEFAULT_PATH))
     return _Exec(path, [str(a) for a in args], env, slave, fifo_fd, last_cap, setgroups_allowed)
 
 
@@ -373,7 +373,7 @@ def _open_pty(ctl: socket.socket, size: Optional[dict], dev_is_tmpfs: bool) -> i
     return slave
 
 
-def _rlimit(rl: dict) -> None:
+def set_rlimit(rl: dict) -> None:
     name = str(rl.get("type", ""))
     res = getattr(resource, name, None)
     if not name.startswith("RLIMIT_") or res is None:
@@ -395,7 +395,7 @@ def _rlimit(rl: dict) -> None:
         )
 
 
-def _env(items: List[str]) -> Dict[str, str]:
+def env_map(items: List[str]) -> Dict[str, str]:
     env: Dict[str, str] = {}
     for item in items:
         k, sep, v = str(item).partition("=")
@@ -407,22 +407,22 @@ def _env(items: List[str]) -> Dict[str, str]:
 # --- exec: lookup, errors as docker shows them --------------------------------------------------------
 
 
-def _exec_error(name: str, reason: str, code: int) -> RuntimeSetupError:
+def exec_error(name: str, reason: str, code: int) -> RuntimeSetupError:
     hint = ("check the command name and the image's PATH" if code == EXIT_NOT_FOUND
             else "check that the file is an executable the container's user may run")
     return RuntimeSetupError(f'exec: "{name}": {reason}', hint, code)
 
 
-def _lookup(name: str, path_env: str) -> str:
+def lookup(name: str, path_env: str) -> str:
     """Go's exec.LookPath in the container (docker's messages and exit codes)."""
     if "/" in name:
         try:
             st = os.stat(name)
         except OSError as e:
             code = EXIT_NOT_FOUND if e.errno in (errno.ENOENT, errno.ENOTDIR) else EXIT_CANNOT_EXEC
-            raise _exec_error(name, f"stat {name}: {e.strerror.lower()}", code)
+            raise exec_error(name, f"stat {name}: {e.strerror.lower()}", code)
         if stat.S_ISDIR(st.st_mode):
-            raise _exec_error(name, "is a directory", EXIT_CANNOT_EXEC)
+            raise exec_error(name, "is a directory", EXIT_CANNOT_EXEC)
         return name
     for d in path_env.split(":"):
         candidate = os.path.join(d or ".", name)
@@ -432,7 +432,7 @@ def _lookup(name: str, path_env: str) -> str:
             continue
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return candidate
-    raise _exec_error(name, "executable file not found in $PATH", EXIT_NOT_FOUND)
+    raise exec_error(name, "executable file not found in $PATH", EXIT_NOT_FOUND)
 
 
 # --- waiting and exec ----------------------------------------------------------------------------------
@@ -466,8 +466,9 @@ def _restore_signals() -> None:
 
 def _finalize_and_exec(cfg, ctl: socket.socket, ex: _Exec) -> NoReturn:
     try:
-        _finalize(cfg, ex)
-        _close_fds(keep=ctl.fileno())
+        finalize(cfg.spec.get("process") or {}, cfg.stdio, ex.pty_slave, cfg.seccomp, ex.last_cap,
+                 ex.setgroups_allowed, cfg.new_cgroup)
+        close_fds(keep=ctl.fileno())
         os.execve(ex.path, ex.args, ex.env)
     except RootlessError as e:
         _fail(ctl, e.message, e.hint, e.exit_code)
@@ -477,19 +478,28 @@ def _finalize_and_exec(cfg, ctl: socket.socket, ex: _Exec) -> NoReturn:
                                     "the program or its interpreter (#! line, dynamic loader) is missing in the image",
                                     EXIT_NOT_FOUND)
         else:
-            err = _exec_error(ex.args[0], (e.strerror or str(e)).lower(), EXIT_CANNOT_EXEC)
+            err = exec_error(ex.args[0], (e.strerror or str(e)).lower(), EXIT_CANNOT_EXEC)
         _fail(ctl, err.message, err.hint, err.exit_code)
     except BaseException as e:  # noqa: BLE001
         _fail(ctl, f"start the container process: {type(e).__name__}: {e}", "this is a bug in rootless; please report it", 125)
     os._exit(125)
 
 
-def _finalize(cfg, ex: _Exec) -> None:
-    spec = cfg.spec
-    process = spec.get("process") or {}
+def finalize(
+    process: dict,
+    stdio: Stdio,
+    pty_slave: Optional[int],
+    seccomp: Optional[bytes],
+    last_cap: int,
+    groups_allowed: bool,
+    new_cgroup: bool = False,
+) -> None:
+    """The last steps before execve, shared by a container's init and by exec (runtime/exec.py):
+    signals restored, new session, stdio (or the pty slave as controlling terminal), seccomp,
+    capabilities, groups, uid/gid, no_new_privs, umask, from the OCI ``process``."""
     user = process.get("user") or {}
     _restore_signals()
-    if cfg.new_cgroup:
+    if new_cgroup:
         try:
             sc.unshare(sc.CLONE_NEWCGROUP)  # after on_ready placed us in our cgroup: it becomes our root
         except OSError as e:
@@ -499,8 +509,8 @@ def _finalize(cfg, ex: _Exec) -> None:
         os.setsid()
     except OSError:
         pass
-    _stdio(cfg, ex)
-    prog = getattr(cfg, "seccomp", None)
+    _stdio(stdio, pty_slave)
+    prog = seccomp
     nnp = bool(process.get("noNewPrivileges"))
     if prog and not nnp:
         # Without no_new_privs a filter needs CAP_SYS_ADMIN (in our user namespace): load it
@@ -508,7 +518,7 @@ def _finalize(cfg, ex: _Exec) -> None:
         _seccomp(prog)
     uid, gid = int(user.get("uid", 0)), int(user.get("gid", 0))
     groups = [int(g) for g in user.get("additionalGids") or []]
-    last = ex.last_cap
+    last = last_cap
     capspec = process.get("capabilities")
     if capspec is not None:
         bounding = caps.mask(capspec.get("bounding"), "bounding", last)
@@ -517,7 +527,7 @@ def _finalize(cfg, ex: _Exec) -> None:
         inheritable = caps.mask(capspec.get("inheritable"), "inheritable", last)
         ambient = caps.mask(capspec.get("ambient"), "ambient", last)
         caps.drop_bounding(bounding, last)
-    if ex.setgroups_allowed:
+    if groups_allowed:
         try:
             os.setgroups(groups)
         except OSError as e:
@@ -555,7 +565,7 @@ def _seccomp(prog: bytes) -> None:
                                 "the kernel needs CONFIG_SECCOMP_FILTER; or use --security-opt seccomp=unconfined")
 
 
-def _setgroups_allowed() -> bool:
+def setgroups_permitted() -> bool:
     try:
         with open("/proc/self/setgroups") as f:
             return f.read().strip() == "allow"
@@ -563,18 +573,17 @@ def _setgroups_allowed() -> bool:
         return True
 
 
-def _stdio(cfg, ex: _Exec) -> None:
-    if ex.pty_slave is not None:
+def _stdio(s: Stdio, pty_slave: Optional[int]) -> None:
+    if pty_slave is not None:
         try:
-            fcntl.ioctl(ex.pty_slave, termios.TIOCSCTTY, 0)
+            fcntl.ioctl(pty_slave, termios.TIOCSCTTY, 0)
         except OSError as e:
             raise RuntimeSetupError(f"make the pty the controlling terminal: {e.strerror}")
         for fd in (0, 1, 2):
-            os.dup2(ex.pty_slave, fd)
-        if ex.pty_slave > 2:
-            os.close(ex.pty_slave)
+            os.dup2(pty_slave, fd)
+        if pty_slave > 2:
+            os.close(pty_slave)
         return
-    s = cfg.stdio
     # Move the requested fds out of the way first: stdin may be the caller's fd 1, and so on.
     moved = {}
     for target, fd in ((0, s.stdin), (1, s.stdout), (2, s.stderr)):
@@ -585,7 +594,7 @@ def _stdio(cfg, ex: _Exec) -> None:
         os.close(fd)
 
 
-def _close_fds(keep: int) -> None:
+def close_fds(keep: int) -> None:
     """Close every fd but 0-2 and ``keep`` (close-on-exec, it reports exec errors)."""
     try:
         fds = [int(x) for x in os.listdir("/proc/self/fd")]
@@ -645,7 +654,7 @@ def _reaping_init(cfg, ctl: socket.socket, ex: _Exec) -> NoReturn:
     ctl.close()
     if ex.pty_slave is not None:
         os.close(ex.pty_slave)
-    _close_fds(keep=-1)
+    close_fds(keep=-1)
     devnull = os.open("/dev/null", os.O_RDWR) if os.path.exists("/dev/null") else -1
     for fd in (0, 1, 2):
         if devnull >= 0 and devnull != fd:

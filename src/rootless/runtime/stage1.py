@@ -170,9 +170,9 @@ def _run(cfg: StageConfig, ctl: socket.socket) -> None:
     if cfg.plan is not None:
         for step in cfg.plan.steps:
             if isinstance(step, MountStep):
-                _mount_step(step)
+                mount_step(step)
             elif isinstance(step, ExecStep):
-                pid = _exec_step(step)
+                pid = exec_step(step)
                 if pid:
                     sync.send(ctl, sync.HelperPid(pid))
             else:
@@ -199,7 +199,7 @@ def _run(cfg: StageConfig, ctl: socket.socket) -> None:
     os._exit(0)
 
 
-def _mount_step(step: MountStep) -> None:
+def mount_step(step: MountStep) -> None:
     flags, prop, data = mounts.parse_options(step.options)
     if step.data:
         data = f"{data},{step.data}" if data else step.data
@@ -218,7 +218,7 @@ def _is_mountpoint(path: str) -> bool:
         return False
 
 
-def _exec_step(step: ExecStep) -> Optional[int]:
+def exec_step(step: ExecStep) -> Optional[int]:
     """Start the tool; wait for its mount. Returns its pid when it stays in the foreground."""
     import tempfile
 

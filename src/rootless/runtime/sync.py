@@ -1,4 +1,4 @@
-"""Typed messages between the parent, stage 1 and init, over a SOCK_SEQPACKET socketpair.
+"""Typed messages between the parent, stage 1 and init (and exec's processes), over a SOCK_SEQPACKET socketpair.
 
 One datagram is one message: a JSON object with a ``type`` and the fields of the message.
 SOCK_SEQPACKET keeps message boundaries and reports EOF once every peer has closed its end, which
@@ -47,6 +47,16 @@ class InitPid(Value):
         self.pid = pid
 
 
+class ExecPid(Value):
+    """exec's joiner -> caller: the exec'd command has this (host) pid (signals go to it)."""
+
+    __slots__ = ("pid",)
+    pid: int
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
 class PtyMaster(Value):
     """init -> parent: the pty master comes with this message (SCM_RIGHTS)."""
 
@@ -74,7 +84,7 @@ class Error(Value):
 
 
 MESSAGES: Dict[str, Type] = {
-    c.__name__: c for c in (MapPlease, MapDone, HelperPid, InitPid, PtyMaster, Ready, Start, Error)
+    c.__name__: c for c in (MapPlease, MapDone, HelperPid, InitPid, ExecPid, PtyMaster, Ready, Start, Error)
 }
 
 
