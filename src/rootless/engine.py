@@ -17,7 +17,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rootless import state as st
 from rootless.errors import EXIT_ENGINE, NotFound, RootlessError
-from rootless.hostsfile import DEFAULT_HOSTS
 from rootless.oci import spec as ocispec
 from rootless.value import Value
 
@@ -228,31 +227,6 @@ def effective_command(image_config: Dict[str, Any], opts: ocispec.RunOptions) ->
     return ep, cmd
 
 
-def _resolv_conf(config, opts: CreateOptions, host_resolv: str = "/etc/resolv.conf") -> str:
-    dns = list(opts.dns) or list(config.dns)
-    search = list(opts.dns_search) or list(config.dns_search)
-    options = list(opts.dns_options) or list(config.dns_opts)
-    if not dns and not search and not options:
-        try:
-            with open(host_resolv, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-    host_lines: List[str] = []
-    if not dns:
-        try:
-            with open(host_resolv, encoding="utf-8", errors="replace") as f:
-                host_lines = [x for x in f.read().splitlines() if x.startswith("nameserver")]
-        except OSError:
-            pass
-    lines = [f"nameserver {d}" for d in dns] or host_lines
-    if search:
-        lines.append("search " + " ".join(search))
-    if options:
-        lines.append("options " + " ".join(options))
-    return "\n".join(lines) + "\n"
-
-
 class _LightMode(Value):
     """--network none or host: what create() needs of rootless.network.NetworkMode."""
 
@@ -264,26 +238,6 @@ class _LightMode(Value):
 
     def __str__(self) -> str:
         return self.kind
-
-
-def _hosts(opts: CreateOptions, network: str, hostname: str = "", host_hosts: str = "/etc/hosts") -> str:
-    text = DEFAULT_HOSTS
-    if hostname and network != "host":
-        text += f"127.0.1.1\t{hostname}\n"
-    if network == "host":
-        try:
-            with open(host_hosts, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            pass
-    if not text.endswith("\n"):
-        text += "\n"
-    for h in opts.add_hosts:
-        name, sep, ip = h.partition(":")
-        if not sep or not name or not ip:
-            raise RootlessError(f"use --add-host `{h}`: expected HOST:IP", "for example --add-host db:10.0.0.5")
-        text += f"{ip}\t{name}\n"
-    return text
 
 
 def _write_small(path: str, text: str) -> None:
@@ -437,8 +391,13 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
         d = store.dir(cid)
         _write_small(os.path.join(d, "hostname"), hostname + "\n")
         if light:
-            _write_small(os.path.join(d, "hosts"), _hosts(opts, mode.kind, hostname))
-            _write_small(os.path.join(d, "resolv.conf"), _resolv_conf(config, opts))
+            from rootless import etcfiles  # the one generator, without the network package
+
+            _write_small(os.path.join(d, "hosts"), etcfiles.hosts_for(mode.kind, hostname, opts.add_hosts))
+            _write_small(os.path.join(d, "resolv.conf"), etcfiles.make_resolv(
+                mode.kind, etcfiles.read_host_resolv(), dns=list(opts.dns) or list(config.dns),
+                dns_search=list(opts.dns_search) or list(config.dns_search),
+                dns_opts=list(opts.dns_options) or list(config.dns_opts)))
         else:
             _write_small(os.path.join(d, "hosts"), network.etc_hosts(mode, hostname, add_hosts=opts.add_hosts))
             _write_small(os.path.join(d, "resolv.conf"), network.resolv_conf(
