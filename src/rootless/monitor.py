@@ -32,6 +32,8 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
+from rootless import procs
+
 STOP_MARKER = "stop-requested"
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
@@ -186,7 +188,7 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
         try:
             me = os.getpid()  # saved with the container's pid: `stop`, `wait` and `ps` know it has a monitor
             started = engine.start_record(cfg, store, rec, stdio=streams.stdio,
-                                          state_extra={"MonitorPid": me, "MonitorStartTime": _start_time(me)})
+                                          state_extra={"MonitorPid": me, "MonitorStartTime": procs.start_time(me) or 0})
         except BaseException:
             streams.close()
             raise
@@ -342,7 +344,7 @@ def watch(w: Dict[str, Any], started=None, attach=None) -> int:
     if writer is not None:
         writer.close()
     if started is None:  # (in process, Process.wait has stopped them)
-        _stop_helpers(w["helpers"])
+        procs.stop(w["helpers"])  # fuse-overlayfs unmounts on SIGTERM; SIGKILL after 2 s
     if attach is None:
         return _after_exit(w, code, started)
     for name in ("out", "err", "inp", "ctl"):
@@ -387,7 +389,7 @@ def _poll(pid: int) -> Optional[int]:
         return None if os.path.exists(f"/proc/{pid}") else 255
     if got == 0:
         return None
-    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return procs.exit_code(status)
 
 
 def _wait(pid: int) -> int:
@@ -396,26 +398,6 @@ def _wait(pid: int) -> int:
         if code is not None:
             return code
         time.sleep(0.05)
-
-
-def _stop_helpers(pids: List[int], timeout: float = 2.0) -> None:
-    """SIGTERM the rootfs helpers (fuse-overlayfs unmounts and exits), SIGKILL after ``timeout``."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        while _poll(pid) is None:
-            if time.monotonic() > deadline:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                _wait(pid)
-                break
-            time.sleep(0.01)
 
 
 def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
@@ -511,12 +493,6 @@ def _sleep_unless_stopped(store, cid: str, delay: float) -> bool:
             return False
         time.sleep(min(0.05, max(0.0, end - time.monotonic())))
     return not os.path.exists(marker)
-
-
-def _start_time(pid: int) -> int:
-    from rootless.state import proc_start_time
-
-    return proc_start_time(pid) or 0
 
 
 def _reap_others() -> None:

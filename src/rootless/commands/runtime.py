@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional
 
 from rootless import paths
 from rootless.errors import NotFound, RootlessError, UsageError
+from rootless.procs import parse_signal
 
 OCI_VERSION = "1.0.2"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
@@ -327,21 +328,6 @@ def start(store: Store, cid: str, timeout: Optional[float] = None) -> None:
         os.unlink(c.fifo)
     except OSError:
         pass
-
-
-def parse_signal(text: str) -> int:
-    t = text.strip().upper()
-    if t.isdigit():
-        n = int(t)
-        if 0 < n < signal.NSIG:
-            return n
-    else:
-        name = t if t.startswith("SIG") else "SIG" + t
-        try:
-            return int(signal.Signals[name])
-        except KeyError:
-            pass
-    raise UsageError(f"invalid signal `{text}`", "use a name such as TERM, KILL, HUP, or a number")
 
 
 def kill(store: Store, cid: str, sig_text: str) -> None:
