@@ -55,7 +55,7 @@ class LogOptions:
 
     @classmethod
     def from_opts(cls, opts: Dict[str, str]) -> LogOptions:
-        from rootless.config import parse_size
+        from rootless.units import parse_size
 
         size = parse_size(opts["max-size"]) if opts.get("max-size") else -1
         nfile = int(opts.get("max-file", "1"))

@@ -102,7 +102,7 @@ def parse_mount(spec: str) -> Dict[str, Any]:
 
 
 def _size(v: str) -> int:
-    from rootless.config import parse_size
+    from rootless.units import parse_size
 
     try:
         return parse_size(v)

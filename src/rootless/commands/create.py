@@ -135,9 +135,9 @@ def _labels(items: List[str]) -> Tuple[Tuple[str, str], ...]:
 def build_options(args, config, auto_remove: Optional[bool] = None):
     """argparse namespace + config defaults -> engine.CreateOptions."""
     from rootless import hostflags
-    from rootless.config import parse_size
     from rootless.engine import CreateOptions
     from rootless.oci import spec as ocispec
+    from rootless.units import parse_size
 
     env: List[str] = []
     for path in args.env_file:
