@@ -239,14 +239,9 @@ def _thaw_quietly(config, rec: st.Record) -> None:
 
 
 def parse_time(text: str) -> float:
-    if not text or text.startswith("0001-"):
-        return 0.0
-    from rootless.logs import parse_time as pt
+    from rootless import timefmt
 
-    try:
-        return pt(text) / 1e9
-    except (ValueError, IndexError):
-        return 0.0
+    return timefmt.parse(text) or 0.0
 
 
 def state_name(rec: st.Record) -> str:

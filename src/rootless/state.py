@@ -21,18 +21,12 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from rootless import paths
 from rootless.errors import NotFound, RootlessError
 from rootless.procs import start_time as proc_start_time
+from rootless.timefmt import ZERO_TIME, now  # noqa: F401  (callers of state.*)
 
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 Record = Dict[str, Any]
-
-
-def now() -> str:
-    """RFC 3339 UTC with microseconds, as docker shows times (without importing datetime)."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def new_id() -> str:

@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from rootless import paths
+from rootless import paths, timefmt
 from rootless.errors import NotFound, RootlessError, UsageError
 from rootless.procs import parse_signal
 
@@ -229,12 +229,6 @@ def _rootfs_of(spec: Dict[str, Any], bundle: str) -> str:
     return p if os.path.isabs(p) else os.path.join(bundle, p)
 
 
-def _now() -> str:
-    import datetime
-
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _record(cid: str, spec: Dict[str, Any], bundle: str, pid: int) -> Dict[str, Any]:
     from rootless.runtime import proc_start_time
 
@@ -245,7 +239,7 @@ def _record(cid: str, spec: Dict[str, Any], bundle: str, pid: int) -> Dict[str, 
         "start_time": proc_start_time(pid),
         "bundle": bundle,
         "rootfs": _rootfs_of(spec, bundle),
-        "created": _now(),
+        "created": timefmt.now(),
         "annotations": spec.get("annotations") or {},
     }
 

@@ -56,7 +56,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
-from rootless import procs
+from rootless import procs, timefmt
 from rootless.errors import RootlessError, UsageError
 
 RESERVED = ("none", "host", "bridge", "default", "slirp4netns", "slirp", "container", "helper", "private")
@@ -208,18 +208,12 @@ def create(data_root: str, name: str, *, subnet: str = "", gateway: str = "", in
             gw = next(iter(hosts))
         nid = secrets.token_hex(32)
         net = {
-            "Name": name, "Id": nid, "Created": _now(), "Scope": "local", "Driver": "bridge",
+            "Name": name, "Id": nid, "Created": timefmt.now(), "Scope": "local", "Driver": "bridge",
             "Subnet": str(sub), "Gateway": str(gw), "Internal": bool(internal), "Labels": dict(labels or {}),
             "Bridge": "rl-" + nid[:10], "Containers": {},
         }
         save(data_root, net)
         return net
-
-
-def _now() -> str:
-    import datetime
-
-    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat()
 
 
 def live_containers(net: Dict[str, Any], proc: str = "/proc") -> Dict[str, Dict[str, Any]]:
