@@ -512,8 +512,8 @@ def build_spec(config, rec: st.Record, rootfs: str, read_file: Callable[[str], O
         opts.seccomp = seccomp.from_config(config.seccomp_profile)  # docker: the daemon's profile, at start
     eu = userdb.resolve(rec["Config"].get("User") or "", read_file)
     user = ocispec.User(eu.uid, eu.gid, eu.additional_gids, eu.home)
-    maps = tuple(ocispec.Mapping(m.container, m.host, m.count) for m in ids.uid_mappings())
-    gmaps = tuple(ocispec.Mapping(m.container, m.host, m.count) for m in ids.gid_mappings())
+    maps = tuple(ids.uid_mappings())
+    gmaps = tuple(ids.gid_mappings())
     top = max(m.container + m.count for m in maps) - 1
     if eu.uid > top or eu.gid > max(m.container + m.count for m in gmaps) - 1:
         raise RootlessError(
