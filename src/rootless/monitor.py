@@ -33,6 +33,11 @@ import time
 from typing import Any, Dict, List, Optional
 
 from rootless import procs
+from rootless.report import StreamReporter
+
+# The monitor's face for the engine's warnings (teardown problems, fallbacks): its stderr, which is
+# the container's monitor.log (see launch)
+_LOG = StreamReporter()
 
 STOP_MARKER = "stop-requested"
 BACKOFF_START = 0.1
@@ -187,7 +192,7 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
                            attach.winsize if attach is not None else None)
         try:
             me = os.getpid()  # saved with the container's pid: `stop`, `wait` and `ps` know it has a monitor
-            started = engine.start_record(cfg, store, rec, stdio=streams.stdio,
+            started = engine.start_record(cfg, store, rec, stdio=streams.stdio, reporter=_LOG,
                                           state_extra={"MonitorPid": me, "MonitorStartTime": procs.start_time(me) or 0})
         except BaseException:
             streams.close()
@@ -417,10 +422,10 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
             if own.get("Net") or own.get("Cgroup"):
                 from rootless import engine
 
-                engine.teardown_attachments(rec)  # from the record: the same as the in-process teardown
+                engine.teardown_attachments(rec, reporter=_LOG)  # from the record: the same as the in-process teardown
                 extra = {"Rootless": rec.get("Rootless"), "OOMKilled": bool(rec["State"].get("OOMKilled"))}
     except Exception as e:  # noqa: BLE001 - the exit code matters more; keep a trace
-        sys.stderr.write(f"warning: clean up after the container: {e}\n")
+        _LOG.warn(f"clean up after the container: {e}")
     _reap_others()
     if started is not None and started.rec["HostConfig"].get("AutoRemove"):
         # --rm (never restarted): straight to the removal, as the in-process engine.finish does
@@ -432,14 +437,14 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
         r["State"].update(Status="exited", Running=False, Pid=0, PidStartTime=0, ExitCode=code, FinishedAt=st.now())
         try:
             cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
-            engine.remove(cfg, cid, force=True, store=store, rec=r)
+            engine.remove(cfg, cid, force=True, store=store, rec=r, reporter=_LOG)
             if r.get("Mounts"):
                 from rootless import volumes
 
                 volumes.remove_anonymous(cfg, r)  # docker's --rm takes them too
             return 0
         except RootlessError as e:  # then at least the exit is recorded, below
-            sys.stderr.write(f"warning: {e.message}\n")
+            _LOG.warn(e.message, e.hint)
     manual = os.path.exists(store.path(cid, STOP_MARKER))
     restarts, delay = int(w["restarts"]), float(w["delay"])
     try:
@@ -475,13 +480,13 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
 
         try:
             cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
-            engine.remove(cfg, cid, force=True, store=store)
+            engine.remove(cfg, cid, force=True, store=store, reporter=_LOG)
             if rec.get("Mounts"):
                 from rootless import volumes
 
                 volumes.remove_anonymous(cfg, rec)  # docker's --rm takes them too
         except RootlessError as e:
-            sys.stderr.write(f"warning: {e.message}\n")
+            _LOG.warn(e.message, e.hint)
     return 0
 
 

@@ -226,9 +226,8 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
 def main(args, ctx) -> int:
     from rootless import engine
 
-    engine.warn = ctx.warn
     opts = build_options(args, ctx.config)
-    rec = engine.create(ctx.config, opts, out=sys.stderr)
+    rec = engine.create(ctx.config, opts, out=sys.stderr, reporter=ctx)
     sys.stdout.write(rec["Id"] + "\n")
     return 0
 

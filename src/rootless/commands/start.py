@@ -15,6 +15,7 @@ import sys
 from typing import List, Optional
 
 from rootless.errors import RootlessError, UsageError
+from rootless.report import Reporter
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -257,7 +258,7 @@ def stdio_for(tty: bool, stdin_open: bool):
     return relay.stdio(), relay
 
 
-def start_attached(config, store, rec, config_file: Optional[str] = None) -> int:
+def start_attached(config, store, rec, config_file: Optional[str] = None, *, reporter: Reporter) -> int:
     """Start ``rec`` in the foreground: create + attach + start + wait, as the docker CLI does it.
 
     The container's monitor (rootless.monitor, as for ``run -d``) owns its stdio and its log; we
@@ -268,7 +269,7 @@ def start_attached(config, store, rec, config_file: Optional[str] = None) -> int
     from rootless.runtime.userns import is_single_threaded
 
     if not is_single_threaded():
-        return _start_in_process(config, store, rec)
+        return _start_in_process(config, store, rec, reporter)
     from rootless import attach as am
     from rootless import monitor
     from rootless import state as st
@@ -423,7 +424,7 @@ def _relay(chan, term_fd: Optional[int]) -> Optional[int]:
         return None
 
 
-def _start_in_process(config, store, rec) -> int:
+def _start_in_process(config, store, rec, reporter: Reporter) -> int:
     """Start ``rec`` as our own child: forward signals, copy the pty with -t, wait, return the exit code."""
     from rootless import engine
 
@@ -434,7 +435,7 @@ def _start_in_process(config, store, rec) -> int:
     sys.stderr.flush()
     with SignalForwarder() as fwd:
         try:
-            started = engine.start_record(config, store, rec, stdio=stdio)
+            started = engine.start_record(config, store, rec, stdio=stdio, reporter=reporter)
         except BaseException:
             if relay is not None:
                 relay.close()
@@ -453,9 +454,8 @@ def _start_in_process(config, store, rec) -> int:
 
 
 def main(args, ctx) -> int:
-    from rootless import engine, state
+    from rootless import state
 
-    engine.warn = ctx.warn
 
     if args.all_restart:  # after a reboot: what docker's daemon restarts when it starts
         from rootless import containers
@@ -482,7 +482,7 @@ def main(args, ctx) -> int:
     rec = store.resolve(args.containers[0])
     if args.interactive:
         rec["Config"]["OpenStdin"] = True
-    return start_attached(ctx.config, store, rec, ctx.config_file)
+    return start_attached(ctx.config, store, rec, ctx.config_file, reporter=ctx)
 
 
 __all__ = ["RootlessError"]
