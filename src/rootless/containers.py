@@ -18,6 +18,7 @@ from rootless import state as st
 from rootless.errors import NotFound, RootlessError, UsageError
 from rootless.hostflags import parse_log_config, parse_restart  # noqa: F401  (callers of containers.*)
 from rootless.procs import parse_signal  # noqa: F401  (callers of containers.*)
+from rootless.procs import wait as _waitpid
 from rootless.units import human_duration, human_size
 
 PRIVATE_STATE = ("PidStartTime", "MonitorPid", "MonitorStartTime")
@@ -702,19 +703,6 @@ def _join_cgroup(rec: st.Record) -> None:  # pragma: no cover - runs in the fork
         cgroups.CgroupHandle.from_json(data).add_pid(os.getpid())
     except Exception:  # noqa: BLE001 - a container without its cgroup still runs the command
         pass
-
-
-def _waitpid(pid: int) -> int:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 255
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
-        return os.WEXITSTATUS(status)
 
 
 def _send(sock, msg: Dict[str, Any], fd: Optional[int] = None) -> None:
