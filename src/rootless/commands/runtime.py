@@ -125,17 +125,10 @@ class Container:
 
     def alive(self) -> bool:
         """The recorded init exists, is the same process (start time) and is not a zombie."""
-        from rootless.runtime import proc_start_time
+        from rootless import procs
 
-        pid = self.pid
-        if pid <= 0 or proc_start_time(pid) != self.data.get("start_time"):
-            return False
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                st = f.read()
-            return st[st.rfind(b")") + 2 : st.rfind(b")") + 3] not in (b"Z", b"X")
-        except OSError:
-            return False
+        start = procs.start_time(self.pid, zombie_is_gone=True) if self.pid > 0 else None
+        return start is not None and start == self.data.get("start_time")
 
     def status(self) -> str:
         if not self.alive():

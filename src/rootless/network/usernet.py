@@ -319,11 +319,7 @@ def _read_holder(root: str, d: str, proc: str) -> Optional[Dict[str, Any]]:
 
 def _zombie(pid: int, proc: str) -> bool:
     """An exited holder not yet reaped by its parent: its namespaces are gone already."""
-    try:
-        with open(f"{proc}/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
+    return procs.start_time(pid, proc, zombie_is_gone=True) is None
 
 
 def _ensure_holder_dir(exec_root: str) -> str:
