@@ -35,29 +35,6 @@ def test_effective_command():
     assert e.value.hint
 
 
-def test_resolv_conf(tmp_path):
-    host = tmp_path / "resolv.conf"
-    host.write_text("nameserver 10.0.0.1\nsearch corp\n")
-    opts = engine.CreateOptions(image="x", run=RunOptions())
-    assert engine._resolv_conf(Config(), opts, str(host)) == "nameserver 10.0.0.1\nsearch corp\n"
-    opts = engine.CreateOptions(image="x", run=RunOptions(), dns=("1.1.1.1",), dns_search=("a.b",), dns_options=("ndots:2",))
-    assert engine._resolv_conf(Config(), opts, str(host)) == "nameserver 1.1.1.1\nsearch a.b\noptions ndots:2\n"
-    cfg = Config(dns=["9.9.9.9"])
-    assert engine._resolv_conf(cfg, engine.CreateOptions(image="x", run=RunOptions()), str(host)) == "nameserver 9.9.9.9\n"
-
-
-def test_hosts(tmp_path):
-    opts = engine.CreateOptions(image="x", run=RunOptions(), add_hosts=("db:10.1.2.3",))
-    text = engine._hosts(opts, "none", "myname")
-    assert text.startswith("127.0.0.1\tlocalhost\n") and text.endswith("10.1.2.3\tdb\n")
-    assert "127.0.1.1\tmyname\n" in text
-    host = tmp_path / "hosts"
-    host.write_text("127.0.0.1 myhost")
-    assert engine._hosts(engine.CreateOptions(image="x", run=RunOptions()), "host", host_hosts=str(host)) == "127.0.0.1 myhost\n"
-    with pytest.raises(RootlessError, match="--add-host"):
-        engine._hosts(engine.CreateOptions(image="x", run=RunOptions(), add_hosts=("nocolon",)), "none")
-
-
 def test_choose_runtime():
     assert engine.choose_runtime(Config()).ours
     c = engine.choose_runtime(Config(), "crun")

@@ -110,8 +110,11 @@ class Context:
             return self._config.debug_enabled
         return os.environ.get("ROOTLESS_DEBUG", "") not in ("", "0")
 
-    def warn(self, text: str) -> None:
-        sys.stderr.write(f"warning: {text}\n")
+    def warn(self, message: str, hint: Optional[str] = None) -> None:
+        """The CLI is the engine's reporter (rootless.report): ``warning: ...`` lines on stderr."""
+        from rootless.report import render
+
+        sys.stderr.write(render(message, hint))
 
 
 def _make_argparser_class():

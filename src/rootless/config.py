@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from rootless import paths
 from rootless.errors import ConfigError
+from rootless.units import parse_size  # noqa: F401  (callers of config.parse_size)
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 STORAGE_DRIVERS = ("overlay2", "fuse-overlayfs", "vfs")
@@ -75,19 +76,6 @@ def _choice(*choices: str) -> Callable[[Any], str]:
         return v
 
     return check
-
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """docker's RAMInBytes: ``64m``, ``1g``, ``512k``, ``100`` (bytes); binary multiples."""
-    m = _SIZE_RE.match(str(text))
-    if not m:
-        raise ValueError(f"`{text}` is not a size (examples: 64m, 1g, 512k)")
-    num = float(m.group(1))
-    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}[m.group(2).lower()]
-    return int(num * mult)
 
 
 def _size(v: Any) -> str:

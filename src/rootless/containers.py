@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 from rootless import state as st
 from rootless.errors import NotFound, RootlessError, UsageError
 from rootless.hostflags import parse_log_config, parse_restart  # noqa: F401  (callers of containers.*)
+from rootless.procs import parse_signal  # noqa: F401  (callers of containers.*)
 from rootless.units import human_duration, human_size
 
 PRIVATE_STATE = ("PidStartTime", "MonitorPid", "MonitorStartTime")
@@ -101,27 +102,6 @@ def wait_stopped(store: st.Store, cid: str, timeout: Optional[float] = None, pol
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(poll)
-
-
-def parse_signal(text: str) -> int:
-    t = (text or "").strip().upper()
-    if t.isdigit():
-        n = int(t)
-        if 0 < n < 65:
-            return n
-    else:
-        name = t if t.startswith("SIG") else "SIG" + t
-        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-        if sig is not None:
-            return int(sig)
-        if name.startswith("SIGRTMIN") or name.startswith("SIGRTMAX"):
-            base = signal.SIGRTMIN if "MIN" in name else signal.SIGRTMAX
-            off = name[8:]
-            try:
-                return int(base) + int(off or 0)
-            except ValueError:
-                pass
-    raise UsageError(f"invalid signal `{text}`", "use a name such as SIGTERM, TERM or KILL, or a number")
 
 
 def _name(rec: st.Record) -> str:
@@ -275,14 +255,9 @@ def _thaw_quietly(config, rec: st.Record) -> None:
 
 
 def parse_time(text: str) -> float:
-    if not text or text.startswith("0001-"):
-        return 0.0
-    from rootless.logs import parse_time as pt
+    from rootless import timefmt
 
-    try:
-        return pt(text) / 1e9
-    except (ValueError, IndexError):
-        return 0.0
+    return timefmt.parse(text) or 0.0
 
 
 def state_name(rec: st.Record) -> str:

@@ -17,8 +17,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rootless import state as st
 from rootless.errors import EXIT_ENGINE, NotFound, RootlessError
-from rootless.hostsfile import DEFAULT_HOSTS
 from rootless.oci import spec as ocispec
+from rootless.report import Reporter
 from rootless.value import Value
 
 OUR_RUNTIMES = ("rootless", "")
@@ -91,14 +91,6 @@ class CreateOptions(Value):
         self.publish_all = publish_all
         self.limits = {} if limits is None else limits
         self.host_extra = host_extra
-
-
-# Warnings the engine has for the user (a fallback taken, ...): the CLI and the API set this.
-def _no_warning(text: str) -> None:
-    pass
-
-
-warn: Callable[[str], None] = _no_warning
 
 
 # --- images ----------------------------------------------------------------------------------------
@@ -228,31 +220,6 @@ def effective_command(image_config: Dict[str, Any], opts: ocispec.RunOptions) ->
     return ep, cmd
 
 
-def _resolv_conf(config, opts: CreateOptions, host_resolv: str = "/etc/resolv.conf") -> str:
-    dns = list(opts.dns) or list(config.dns)
-    search = list(opts.dns_search) or list(config.dns_search)
-    options = list(opts.dns_options) or list(config.dns_opts)
-    if not dns and not search and not options:
-        try:
-            with open(host_resolv, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-    host_lines: List[str] = []
-    if not dns:
-        try:
-            with open(host_resolv, encoding="utf-8", errors="replace") as f:
-                host_lines = [x for x in f.read().splitlines() if x.startswith("nameserver")]
-        except OSError:
-            pass
-    lines = [f"nameserver {d}" for d in dns] or host_lines
-    if search:
-        lines.append("search " + " ".join(search))
-    if options:
-        lines.append("options " + " ".join(options))
-    return "\n".join(lines) + "\n"
-
-
 class _LightMode(Value):
     """--network none or host: what create() needs of rootless.network.NetworkMode."""
 
@@ -266,32 +233,12 @@ class _LightMode(Value):
         return self.kind
 
 
-def _hosts(opts: CreateOptions, network: str, hostname: str = "", host_hosts: str = "/etc/hosts") -> str:
-    text = DEFAULT_HOSTS
-    if hostname and network != "host":
-        text += f"127.0.1.1\t{hostname}\n"
-    if network == "host":
-        try:
-            with open(host_hosts, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            pass
-    if not text.endswith("\n"):
-        text += "\n"
-    for h in opts.add_hosts:
-        name, sep, ip = h.partition(":")
-        if not sep or not name or not ip:
-            raise RootlessError(f"use --add-host `{h}`: expected HOST:IP", "for example --add-host db:10.0.0.5")
-        text += f"{ip}\t{name}\n"
-    return text
-
-
 def _write_small(path: str, text: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
 
-def gc_auto_removed(config, store: st.Store) -> None:
+def gc_auto_removed(config, store: st.Store, reporter: Reporter) -> None:
     """Remove --rm containers whose `rootless run` was killed before it could remove them."""
     for cid in store.ids():
         try:
@@ -302,12 +249,12 @@ def gc_auto_removed(config, store: st.Store) -> None:
         s = rec.get("State") or {}
         if hc.get("AutoRemove") and s.get("Status") == "exited" and not s.get("Running"):
             try:
-                remove(config, cid, force=True, store=store)
+                remove(config, cid, force=True, store=store, reporter=reporter)
             except RootlessError:
                 pass
 
 
-def create(config, opts: CreateOptions, *, out=None) -> st.Record:
+def create(config, opts: CreateOptions, *, reporter: Reporter, out=None) -> st.Record:
     """Make a container record (status `created`) and its writable layer; return the record."""
     from rootless.storage import select
 
@@ -337,8 +284,8 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
         if opts.network or opts.publish or opts.publish_all:
             raise RootlessError(f"use network `{mode}` with runtime `{runtime.name}`: not supported yet",
                                 "use --network none or host with an external runtime, or the default runtime")
-        warn(f"runtime `{runtime.name}`: the container gets the `none` network (loopback only); "
-             "slirp4netns networking needs the default runtime")
+        reporter.warn(f"runtime `{runtime.name}`: the container gets the `none` network (loopback only)",
+                      "slirp4netns networking needs the default runtime")
         mode = network.NetworkMode("none")
         mode_text = "none"
     if not runtime.ours and (opts.run.init or opts.run.tty):
@@ -363,7 +310,7 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
         )
     store = st.Store(config.data_root)
     os.makedirs(store.root, mode=0o700, exist_ok=True)
-    gc_auto_removed(config, store)
+    gc_auto_removed(config, store, reporter)
     cid = st.new_id()
     name = st.check_name(opts.name) if opts.name else st.random_name()
     hostname = opts.run.hostname or cid[:12]
@@ -437,8 +384,13 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
         d = store.dir(cid)
         _write_small(os.path.join(d, "hostname"), hostname + "\n")
         if light:
-            _write_small(os.path.join(d, "hosts"), _hosts(opts, mode.kind, hostname))
-            _write_small(os.path.join(d, "resolv.conf"), _resolv_conf(config, opts))
+            from rootless import etcfiles  # the one generator, without the network package
+
+            _write_small(os.path.join(d, "hosts"), etcfiles.hosts_for(mode.kind, hostname, opts.add_hosts))
+            _write_small(os.path.join(d, "resolv.conf"), etcfiles.make_resolv(
+                mode.kind, etcfiles.read_host_resolv(), dns=list(opts.dns) or list(config.dns),
+                dns_search=list(opts.dns_search) or list(config.dns_search),
+                dns_opts=list(opts.dns_options) or list(config.dns_opts)))
         else:
             _write_small(os.path.join(d, "hosts"), network.etc_hosts(mode, hostname, add_hosts=opts.add_hosts))
             _write_small(os.path.join(d, "resolv.conf"), network.resolv_conf(
@@ -455,7 +407,7 @@ def create(config, opts: CreateOptions, *, out=None) -> st.Record:
         store.save(rec, durable=not opts.auto_remove)
     except BaseException:
         try:
-            remove(config, cid, force=True, store=store)
+            remove(config, cid, force=True, store=store, reporter=reporter)
         except RootlessError:
             pass
         raise
@@ -553,8 +505,8 @@ def build_spec(config, rec: st.Record, rootfs: str, read_file: Callable[[str], O
         opts.seccomp = seccomp.from_config(config.seccomp_profile)  # docker: the daemon's profile, at start
     eu = userdb.resolve(rec["Config"].get("User") or "", read_file)
     user = ocispec.User(eu.uid, eu.gid, eu.additional_gids, eu.home)
-    maps = tuple(ocispec.Mapping(m.container, m.host, m.count) for m in ids.uid_mappings())
-    gmaps = tuple(ocispec.Mapping(m.container, m.host, m.count) for m in ids.gid_mappings())
+    maps = tuple(ids.uid_mappings())
+    gmaps = tuple(ids.gid_mappings())
     top = max(m.container + m.count for m in maps) - 1
     if eu.uid > top or eu.gid > max(m.container + m.count for m in gmaps) - 1:
         raise RootlessError(
@@ -616,8 +568,9 @@ def _join_container_netns(config, spec: Dict[str, Any], other_id: str) -> None:
 class Started:
     """A started container. ``wait()`` records the exit (and removes an --rm container)."""
 
-    def __init__(self, config, store: st.Store, rec: st.Record, proc, cleanup: Callable[[], None]):
+    def __init__(self, config, store: st.Store, rec: st.Record, proc, cleanup: Callable[[], None], reporter: Reporter):
         self.config = config
+        self.reporter = reporter
         self.store = store
         self.rec = rec
         self.proc = proc
@@ -645,13 +598,14 @@ class Started:
         code = int(self.proc.wait())
         self.exit_code = code
         try:
-            finish(self.config, self.store, self.rec, code, "", self._cleanup)
+            finish(self.config, self.store, self.rec, code, "", self._cleanup, reporter=self.reporter)
         except RootlessError as e:  # the container's status matters more: keep it, report this
             self.cleanup_error = e
         return code
 
 
-def finish(config, store: st.Store, rec: st.Record, code: int, error: str, cleanup: Callable[[], None]) -> None:
+def finish(config, store: st.Store, rec: st.Record, code: int, error: str, cleanup: Callable[[], None], *,
+           reporter: Reporter) -> None:
     try:
         cleanup()
     finally:
@@ -659,7 +613,7 @@ def finish(config, store: st.Store, rec: st.Record, code: int, error: str, clean
         s.update(Status="exited", Running=False, Pid=0, PidStartTime=0, ExitCode=code, Error=error,
                  FinishedAt=st.now())
         if rec["HostConfig"].get("AutoRemove"):
-            remove(config, rec["Id"], force=True, store=store, rec=rec)
+            remove(config, rec["Id"], force=True, store=store, rec=rec, reporter=reporter)
             if rec.get("Mounts"):  # docker's --rm takes the anonymous volumes too
                 from rootless import volumes
 
@@ -687,11 +641,11 @@ def keep_updates(store: st.Store, rec: st.Record) -> None:
             rec["HostConfig"][key] = hc[key]
 
 
-def start(config, ref: str, *, stdio=None, store: Optional[st.Store] = None, ids=None) -> Started:
+def start(config, ref: str, *, reporter: Reporter, stdio=None, store: Optional[st.Store] = None, ids=None) -> Started:
     """Start container ``ref`` (created or exited) and return it running."""
     store = store or st.Store(config.data_root)
     rec = store.resolve(ref)
-    return start_record(config, store, rec, stdio=stdio, ids=ids)
+    return start_record(config, store, rec, stdio=stdio, ids=ids, reporter=reporter)
 
 
 class _StartFailed(Exception):
@@ -700,7 +654,7 @@ class _StartFailed(Exception):
         self.error, self.code, self.message = error, code, message
 
 
-def start_record(config, store: st.Store, rec: st.Record, *, stdio=None, ids=None,
+def start_record(config, store: st.Store, rec: st.Record, *, reporter: Reporter, stdio=None, ids=None,
                  state_extra: Optional[Dict[str, Any]] = None) -> Started:
     """Start ``rec``: under the container's lock, check it is not running, spawn it, save its pid
     (and ``state_extra``, e.g. the monitor's pid, in the same save).
@@ -718,14 +672,14 @@ def start_record(config, store: st.Store, rec: st.Record, *, stdio=None, ids=Non
             if rec["State"].get("Running"):
                 raise RootlessError(f"start container `{rec['Name'].lstrip('/')}`: it is already running",
                                     "stop it first, or use `rootless exec`")
-            proc, cleanup = _spawn(config, store, rec, stdio, ids)
+            proc, cleanup = _spawn(config, store, rec, stdio, ids, reporter)
     except _StartFailed as f:
-        finish(config, store, rec, f.code, f.message, lambda: None)
+        finish(config, store, rec, f.code, f.message, lambda: None, reporter=reporter)
         raise f.error
-    return Started(config, store, rec, proc, cleanup)
+    return Started(config, store, rec, proc, cleanup, reporter)
 
 
-def _spawn(config, store: st.Store, rec: st.Record, stdio, ids):
+def _spawn(config, store: st.Store, rec: st.Record, stdio, ids, reporter: Reporter):
     from rootless import idmap
 
     cid = rec["Id"]
@@ -752,7 +706,7 @@ def _spawn(config, store: st.Store, rec: st.Record, stdio, ids):
         from rootless.oci import bundle as ocibundle
 
         bundle = store.path(cid, "bundle")
-        attach = _Attachments(config, store, rec, image, external=not runtime.ours)
+        attach = _Attachments(config, store, rec, image, reporter, external=not runtime.ours)
         s.update(Status="running", Running=True, Error="", ExitCode=0, StartedAt=st.now(), FinishedAt=st.ZERO_TIME,
                  OOMKilled=False)
 
@@ -800,8 +754,9 @@ class _Attachments:
     in the container's state, and torn down when it exits or is removed, from any process.
     """
 
-    def __init__(self, config, store: st.Store, rec: st.Record, image, external: bool = False):
+    def __init__(self, config, store: st.Store, rec: st.Record, image, reporter: Reporter, external: bool = False):
         self.config, self.store, self.rec = config, store, rec
+        self.reporter = reporter
         self.external = external
         self.cgroup = None
         self.net = None
@@ -842,7 +797,7 @@ class _Attachments:
                                  hostname=self.rec["Config"].get("Hostname") or "", hosts_path=self.rec["HostsPath"])
         own["Net"] = self.net.to_json()
         for note in self.net.notes:
-            warn(note)
+            self.reporter.warn(note)
         ns = self.rec.setdefault("NetworkSettings", {})
         ns["Ports"] = _ports_settings(self.net.ports)
         ns["IPAddress"] = self.net.address
@@ -856,7 +811,7 @@ class _Attachments:
             hosts.write_in_place(self.rec["HostsPath"], text)
 
     def teardown(self) -> None:
-        teardown_attachments(self.rec, cgroup=self.cgroup, net=self.net)
+        teardown_attachments(self.rec, cgroup=self.cgroup, net=self.net, reporter=self.reporter)
 
 
 def _ports_settings(ports) -> Dict[str, List[Dict[str, str]]]:
@@ -867,7 +822,7 @@ def _ports_settings(ports) -> Dict[str, List[Dict[str, str]]]:
     return out
 
 
-def teardown_attachments(rec: st.Record, *, cgroup=None, net=None) -> None:
+def teardown_attachments(rec: st.Record, *, reporter: Reporter, cgroup=None, net=None) -> None:
     """Stop the container's network helpers and remove its cgroup (idempotent; also after a crash).
 
     An OOM kill is read from the cgroup before it goes, into State.OOMKilled.
@@ -882,7 +837,7 @@ def teardown_attachments(rec: st.Record, *, cgroup=None, net=None) -> None:
             net = None
     if net is not None:
         for problem in net.teardown():
-            warn(problem)
+            reporter.warn(problem)
         own["Net"] = None
     if cgroup is None and own.get("Cgroup"):
         from rootless import cgroups
@@ -900,15 +855,15 @@ def teardown_attachments(rec: st.Record, *, cgroup=None, net=None) -> None:
         try:
             cgroup.remove()
         except RootlessError as e:
-            warn(e.message)
+            reporter.warn(e.message, e.hint)
         own["Cgroup"] = None
 
 
-def run(config, opts: CreateOptions, *, stdio=None, out=None) -> Started:
+def run(config, opts: CreateOptions, *, reporter: Reporter, stdio=None, out=None) -> Started:
     """create + start, as `rootless run` does (attach and wait are the caller's)."""
-    rec = create(config, opts, out=out)
+    rec = create(config, opts, out=out, reporter=reporter)
     store = st.Store(config.data_root)
-    return start_record(config, store, rec, stdio=stdio)
+    return start_record(config, store, rec, stdio=stdio, reporter=reporter)
 
 
 # --- rm --------------------------------------------------------------------------------------------
@@ -918,7 +873,7 @@ def resolve(config, ref: str) -> st.Record:
     return st.Store(config.data_root).resolve(ref)
 
 
-def remove(config, ref: str, *, force: bool = False, store: Optional[st.Store] = None,
+def remove(config, ref: str, *, reporter: Reporter, force: bool = False, store: Optional[st.Store] = None,
            rec: Optional[st.Record] = None) -> str:
     """Remove a container: its writable layer, its record and files. Returns its id."""
 
@@ -946,13 +901,13 @@ def remove(config, ref: str, *, force: bool = False, store: Optional[st.Store] =
     except OSError:  # its directory is already gone: nothing to serialise with
         lock = contextlib.nullcontext()
     try:
-        _remove_locked(config, store, rec, force)
+        _remove_locked(config, store, rec, force, reporter)
     finally:
         lock.__exit__(None, None, None)
     return cid
 
 
-def _remove_locked(config, store: st.Store, rec: st.Record, force: bool) -> None:
+def _remove_locked(config, store: st.Store, rec: st.Record, force: bool, reporter: Reporter) -> None:
     import signal
 
     cid = rec["Id"]
@@ -969,7 +924,7 @@ def _remove_locked(config, store: st.Store, rec: st.Record, force: bool) -> None
         except OSError:
             pass
         _wait_gone(int(s["Pid"]))
-    teardown_attachments(rec)
+    teardown_attachments(rec, reporter=reporter)
     from rootless import idmap
 
     ids = idmap.load()

@@ -16,10 +16,10 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import RootlessError, UsageError
+from .tabwriter import tabwrite
 
 HINT = "see the fields with --format '{{json .}}'"
 PARSE_HINT = "fix the --format template (Go text/template syntax, e.g. '{{.ID}}')"
-TABLE_MINWIDTH, TABLE_PADDING = 10, 3  # docker: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)
 
 _MISSING = object()
 _SPACE = " \t\r\n"
@@ -881,45 +881,6 @@ def parse(text: str) -> Template:
 
 def render(text: str, data: Any) -> str:
     return parse(text).execute(data)
-
-
-def _width(s: str) -> int:
-    if s.isascii():
-        return len(s)
-    import unicodedata  # docker's tabwriter counts East Asian wide runes as two columns
-
-    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
-
-
-def tabwrite(text: str, minwidth: int = TABLE_MINWIDTH, padding: int = TABLE_PADDING) -> str:
-    """Go's text/tabwriter (elastic tabstops, padchar ' ', no flags) applied to all of ``text``."""
-    lines = [line.split("\t") for line in text.split("\n")]
-    out: List[str] = []
-    widths: List[int] = []
-
-    def write(l0: int, l1: int) -> None:
-        for line in lines[l0:l1]:
-            out.append("".join(c + " " * (widths[j] - _width(c)) if j < len(widths) else c for j, c in enumerate(line)))
-
-    def block(l0: int, l1: int) -> None:  # Go's Writer.format
-        column, this = len(widths), l0
-        while this < l1:
-            if column >= len(lines[this]) - 1:  # the last cell of a line is not part of a column
-                this += 1
-                continue
-            write(l0, this)
-            l0, width = this, minwidth
-            while this < l1 and column < len(lines[this]) - 1:
-                width = max(width, _width(lines[this][column]) + padding)
-                this += 1
-            widths.append(width)
-            block(l0, this)
-            widths.pop()
-            l0 = this
-        write(l0, l1)
-
-    block(0, len(lines))
-    return "\n".join(out)
 
 
 def format_rows(text: str, rows: List[Any], headers: Optional[Dict[str, str]] = None) -> str:

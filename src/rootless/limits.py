@@ -23,21 +23,18 @@ if TYPE_CHECKING:
 MIN_MEMORY = 6 * 1024 * 1024  # docker's linuxMinMemory ("Minimum memory limit allowed is 6MB")
 DEFAULT_CPU_PERIOD = 100000  # microseconds, the kernel's and docker's default CFS period
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-# go-units RAMInBytes: "32m", "32MB", "1.5g", "512 KiB", "1024"
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
 _CPUSET = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 
 
-def parse_size(value: str, flag: str) -> int:
-    """docker's RAMInBytes: binary units, case-insensitive, an optional `b`/`ib` suffix."""
-    m = _SIZE.match(value.strip())
-    if not m:
+def size_flag(value: str, flag: str) -> int:
+    """A size flag's value (go-units RAMInBytes), refused as docker words it."""
+    from rootless.units import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError:
         raise UsageError(f'invalid argument "{value}" for "{flag}" flag: invalid size: \'{value}\'',
                          "use a number with an optional unit: b, k, m or g (e.g. 512m)")
-    from decimal import Decimal  # exact, like go-units (1.5g is 1610612736, not a float's guess)
-
-    return int(Decimal(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
 
 
 def _int(value: Any, flag: str) -> int:
@@ -307,15 +304,15 @@ def parse(
     """
     kw: Dict[str, Any] = {}
     if memory is not None:
-        v = parse_size(memory, "--memory")
+        v = size_flag(memory, "--memory")
         if v:
             kw["memory"] = v
     if memory_swap is not None:
-        v = -1 if memory_swap.strip() == "-1" else parse_size(memory_swap, "--memory-swap")
+        v = -1 if memory_swap.strip() == "-1" else size_flag(memory_swap, "--memory-swap")
         if v:
             kw["memory_swap"] = v
     if memory_reservation is not None:
-        v = parse_size(memory_reservation, "--memory-reservation")
+        v = size_flag(memory_reservation, "--memory-reservation")
         if v:
             kw["memory_reservation"] = v
     if cpus is not None:

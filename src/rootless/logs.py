@@ -16,35 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, Iterator, List, Optional
 
+from rootless.timefmt import parse_ns as parse_time
+from rootless.timefmt import rfc3339nano
+
 PARTIAL = 16 * 1024  # docker's bufio line buffer for the json-file driver
-
-
-def rfc3339nano(ns: int) -> str:
-    """UTC time with nanoseconds, as Go's time.RFC3339Nano prints it (trailing zeros trimmed)."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    f = f"{frac:09d}".rstrip("0")
-    return f"{base}.{f}Z" if f else f"{base}Z"
-
-
-def parse_time(text: str) -> int:
-    """RFC3339(Nano) -> ns since the epoch."""
-    import calendar
-
-    t = text.strip()
-    if t.endswith("Z"):
-        t, off = t[:-1], 0
-    else:
-        sign = 1 if t[-6] == "+" else -1
-        off = sign * (int(t[-5:-3]) * 3600 + int(t[-2:]) * 60)
-        t = t[:-6]
-    if "." in t:
-        main, frac = t.split(".", 1)
-    else:
-        main, frac = t, ""
-    st = time.strptime(main, "%Y-%m-%dT%H:%M:%S")
-    secs = calendar.timegm(st) - off
-    return secs * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
 @dataclass(frozen=True)
@@ -55,7 +30,7 @@ class LogOptions:
 
     @classmethod
     def from_opts(cls, opts: Dict[str, str]) -> LogOptions:
-        from rootless.config import parse_size
+        from rootless.units import parse_size
 
         size = parse_size(opts["max-size"]) if opts.get("max-size") else -1
         nfile = int(opts.get("max-file", "1"))

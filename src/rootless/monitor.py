@@ -32,6 +32,13 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
+from rootless import procs
+from rootless.report import StreamReporter
+
+# The monitor's face for the engine's warnings (teardown problems, fallbacks): its stderr, which is
+# the container's monitor.log (see launch)
+_LOG = StreamReporter()
+
 STOP_MARKER = "stop-requested"
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
@@ -188,8 +195,8 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
                            attach.winsize if attach is not None else None)
         try:
             me = os.getpid()  # saved with the container's pid: `stop`, `wait` and `ps` know it has a monitor
-            started = engine.start_record(cfg, store, rec, stdio=streams.stdio,
-                                          state_extra={"MonitorPid": me, "MonitorStartTime": _start_time(me)})
+            started = engine.start_record(cfg, store, rec, stdio=streams.stdio, reporter=_LOG,
+                                          state_extra={"MonitorPid": me, "MonitorStartTime": procs.start_time(me) or 0})
         except BaseException:
             streams.close()
             raise
@@ -345,7 +352,7 @@ def watch(w: Dict[str, Any], started=None, attach=None) -> int:
     if writer is not None:
         writer.close()
     if started is None:  # (in process, Process.wait has stopped them)
-        _stop_helpers(w["helpers"])
+        procs.stop(w["helpers"])  # fuse-overlayfs unmounts on SIGTERM; SIGKILL after 2 s
     if attach is None:
         return _after_exit(w, code, started)
     for name in ("out", "err", "inp", "ctl"):
@@ -390,7 +397,7 @@ def _poll(pid: int) -> Optional[int]:
         return None if os.path.exists(f"/proc/{pid}") else 255
     if got == 0:
         return None
-    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    return procs.exit_code(status)
 
 
 def _wait(pid: int) -> int:
@@ -399,26 +406,6 @@ def _wait(pid: int) -> int:
         if code is not None:
             return code
         time.sleep(0.05)
-
-
-def _stop_helpers(pids: List[int], timeout: float = 2.0) -> None:
-    """SIGTERM the rootfs helpers (fuse-overlayfs unmounts and exits), SIGKILL after ``timeout``."""
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except OSError:
-            pass
-    deadline = time.monotonic() + timeout
-    for pid in pids:
-        while _poll(pid) is None:
-            if time.monotonic() > deadline:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                _wait(pid)
-                break
-            time.sleep(0.01)
 
 
 def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
@@ -438,10 +425,10 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
             if own.get("Net") or own.get("Cgroup"):
                 from rootless import engine
 
-                engine.teardown_attachments(rec)  # from the record: the same as the in-process teardown
+                engine.teardown_attachments(rec, reporter=_LOG)  # from the record: the same as the in-process teardown
                 extra = {"Rootless": rec.get("Rootless"), "OOMKilled": bool(rec["State"].get("OOMKilled"))}
     except Exception as e:  # noqa: BLE001 - the exit code matters more; keep a trace
-        sys.stderr.write(f"warning: clean up after the container: {e}\n")
+        _LOG.warn(f"clean up after the container: {e}")
     _reap_others()
     if started is not None and started.rec["HostConfig"].get("AutoRemove"):
         # --rm (never restarted): straight to the removal, as the in-process engine.finish does
@@ -453,14 +440,14 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
         r["State"].update(Status="exited", Running=False, Pid=0, PidStartTime=0, ExitCode=code, FinishedAt=st.now())
         try:
             cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
-            engine.remove(cfg, cid, force=True, store=store, rec=r)
+            engine.remove(cfg, cid, force=True, store=store, rec=r, reporter=_LOG)
             if r.get("Mounts"):
                 from rootless import volumes
 
                 volumes.remove_anonymous(cfg, r)  # docker's --rm takes them too
             return 0
         except RootlessError as e:  # then at least the exit is recorded, below
-            sys.stderr.write(f"warning: {e.message}\n")
+            _LOG.warn(e.message, e.hint)
     manual = os.path.exists(store.path(cid, STOP_MARKER))
     restarts, delay = int(w["restarts"]), float(w["delay"])
     try:
@@ -496,13 +483,13 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
 
         try:
             cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
-            engine.remove(cfg, cid, force=True, store=store)
+            engine.remove(cfg, cid, force=True, store=store, reporter=_LOG)
             if rec.get("Mounts"):
                 from rootless import volumes
 
                 volumes.remove_anonymous(cfg, rec)  # docker's --rm takes them too
         except RootlessError as e:
-            sys.stderr.write(f"warning: {e.message}\n")
+            _LOG.warn(e.message, e.hint)
     return 0
 
 
@@ -514,12 +501,6 @@ def _sleep_unless_stopped(store, cid: str, delay: float) -> bool:
             return False
         time.sleep(min(0.05, max(0.0, end - time.monotonic())))
     return not os.path.exists(marker)
-
-
-def _start_time(pid: int) -> int:
-    from rootless.state import proc_start_time
-
-    return proc_start_time(pid) or 0
 
 
 def _reap_others() -> None:

@@ -20,18 +20,13 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from rootless import paths
 from rootless.errors import NotFound, RootlessError
+from rootless.procs import start_time as proc_start_time
+from rootless.timefmt import ZERO_TIME, now  # noqa: F401  (callers of state.*)
 
 ID_RE = re.compile(r"^[0-9a-f]{64}$")
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-ZERO_TIME = "0001-01-01T00:00:00Z"
 
 Record = Dict[str, Any]
-
-
-def now() -> str:
-    """RFC 3339 UTC with microseconds, as docker shows times (without importing datetime)."""
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def new_id() -> str:
@@ -69,23 +64,6 @@ def new_state() -> Dict[str, Any]:
         "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME,
         "PidStartTime": 0,
     }
-
-
-def proc_start_time(pid: int, proc: str = "/proc", zombie_is_gone: bool = False) -> Optional[int]:
-    """Field 22 of /proc/PID/stat, None when the process is gone (with ``zombie_is_gone``, also when
-    it has exited and waits to be reaped: an orphan's reaper, pid 1, may take its time)."""
-    try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rfind(b")") + 2:].split()
-    if zombie_is_gone and rest[:1] in ([b"Z"], [b"X"]):
-        return None
-    try:
-        return int(rest[19])
-    except (IndexError, ValueError):
-        return None
 
 
 def is_alive(state: Dict[str, Any], proc: str = "/proc", container: bool = True) -> bool:

@@ -1,6 +1,8 @@
-"""docker's go-units, the bits the CLI prints: sizes (4.26MB) and durations (About a minute)."""
+"""docker's go-units: the sizes the CLI prints (4.26MB) and reads (512m), durations (About a minute)."""
 
 from __future__ import annotations
+
+import re
 
 _UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
 
@@ -13,6 +15,22 @@ def human_size(size: float, precision: int = 3) -> str:
         size /= 1000.0
         i += 1
     return f"{size:.{precision}g}{_UNITS[i]}"
+
+
+_RAM_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+# go-units RAMInBytes: "32m", "32MB", "1.5g", "512 KiB", "1024"
+_RAM_RE = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)i?b?$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """go-units RAMInBytes (what docker's --memory, --shm-size, log max-size take): binary
+    multiples, case-insensitive, an optional ``b``/``ib`` suffix. ValueError when it is not one."""
+    m = _RAM_RE.match(str(text).strip())
+    if not m:
+        raise ValueError(f"`{text}` is not a size (examples: 64m, 1g, 512k)")
+    from decimal import Decimal  # exact: 1.5g is 1610612736, not a float's guess
+
+    return int(Decimal(m.group(1)) * _RAM_UNITS[m.group(2).lower()])
 
 
 def human_duration(seconds: float) -> str:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from rootless import paths
+from rootless import paths, timefmt
 from rootless.errors import NotFound, RootlessError, UsageError
 from rootless.storage.base import is_opaque, is_whiteout
 
@@ -102,7 +101,7 @@ def parse_mount(spec: str) -> Dict[str, Any]:
 
 
 def _size(v: str) -> int:
-    from rootless.config import parse_size
+    from rootless.units import parse_size
 
     try:
         return parse_size(v)
@@ -146,7 +145,7 @@ class VolumeStore:
         except FileExistsError:
             return name, False
         os.mkdir(os.path.join(d, "_data"), 0o755)
-        meta = {"CreatedAt": _now(), "Labels": labels or {}, "Anonymous": anonymous}
+        meta = {"CreatedAt": timefmt.now_seconds(), "Labels": labels or {}, "Anonymous": anonymous}
         paths.atomic_write(os.path.join(d, "opts.json"), json.dumps(meta).encode(), mode=0o600)
         return name, True
 
@@ -213,14 +212,6 @@ def _rmtree(path: str, ids=None) -> None:
     from rootless.storage.base import remove_tree
 
     remove_tree(path, ids or idmap.load())
-
-
-def _now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + "Z"
-
-
-# --- at create: resolve every mount into docker's `Mounts` ----------------------------------------
 
 
 def _mount_entry(kind: str, source: str, dest: str, ro: bool, name: str = "", mode: str = "") -> Dict[str, Any]:

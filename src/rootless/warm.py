@@ -539,6 +539,7 @@ def _prewarm() -> None:
         "rootless.image.reference", "rootless.idmap", "rootless.userdb", "rootless.tools", "rootless.paths",
         "rootless.logs", "rootless.monitor", "rootless.attach", "rootless.volumes", "rootless.gotemplate", "rootless.linux.syscalls",
         "rootless.network.slirp", "rootless.network.ports", "rootless.network.resolv", "rootless.network.hosts",
+        "rootless.etcfiles", "rootless.procs", "rootless.timefmt", "rootless.report", "rootless.tabwriter",
         "argparse", "json", "subprocess", "tarfile", "select", "termios", "tty", "fcntl", "socket",
     ):
         try:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from rootless.errors import UsageError
+from rootless.report import Reporter
 
 ALIASES = {"ls": "ps", "list": "ps", "ps": "ps", "remove": "rm", "rm": "rm"}
 SUBS = ("attach", "commit", "cp", "create", "diff", "exec", "export", "inspect", "kill", "logs", "pause", "port",
@@ -18,7 +19,7 @@ def add_arguments(p) -> None:
     p.add_argument("rest", nargs=argparse.REMAINDER)
 
 
-def prune(config, force: bool, filters) -> int:
+def prune(config, force: bool, filters, reporter: Reporter) -> int:
     from rootless import containers, engine, state
     from rootless.commands.image import confirm
 
@@ -45,7 +46,7 @@ def prune(config, force: bool, filters) -> int:
         upper = ((rec.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or ""
         size = containers.dir_size(upper) if upper else 0
         try:
-            engine.remove(config, rec["Id"])
+            engine.remove(config, rec["Id"], reporter=reporter)
         except Exception:  # noqa: BLE001 - it started meanwhile: keep it
             continue
         removed.append(rec["Id"])
@@ -65,7 +66,7 @@ def main(args, ctx) -> int:
         p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
         p.add_argument("--filter", action="append", default=[], help="Provide filter values (until=<timestamp>)")
         ns = p.parse_args(args.rest)
-        return prune(ctx.config, ns.force, ns.filter)
+        return prune(ctx.config, ns.force, ns.filter, reporter=ctx)
     name = ALIASES.get(sub, sub if sub in SUBS else None)
     if name is None or name not in cli.COMMANDS:
         raise UsageError(f"unknown command: container {sub}", "see 'rootless container --help'")

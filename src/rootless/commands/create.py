@@ -135,9 +135,9 @@ def _labels(items: List[str]) -> Tuple[Tuple[str, str], ...]:
 def build_options(args, config, auto_remove: Optional[bool] = None):
     """argparse namespace + config defaults -> engine.CreateOptions."""
     from rootless import hostflags
-    from rootless.config import parse_size
     from rootless.engine import CreateOptions
     from rootless.oci import spec as ocispec
+    from rootless.units import parse_size
 
     env: List[str] = []
     for path in args.env_file:
@@ -226,9 +226,8 @@ def build_options(args, config, auto_remove: Optional[bool] = None):
 def main(args, ctx) -> int:
     from rootless import engine
 
-    engine.warn = ctx.warn
     opts = build_options(args, ctx.config)
-    rec = engine.create(ctx.config, opts, out=sys.stderr)
+    rec = engine.create(ctx.config, opts, out=sys.stderr, reporter=ctx)
     sys.stdout.write(rec["Id"] + "\n")
     return 0
 

@@ -55,8 +55,9 @@ def history_rows(img, no_trunc: bool = False, human: bool = True) -> List[Dict[s
 
 def main(args, ctx) -> int:
     from rootless.commands.images import HEADERS as _unused  # noqa: F401
-    from rootless.commands.images import format_rows, tabwrite
+    from rootless.commands.images import format_rows
     from rootless.image.store import ImageStore
+    from rootless.tabwriter import table as tabwrite
 
     img = ImageStore(ctx.config.data_root).require(args.image)
     human = str(args.human).lower() not in ("false", "0")

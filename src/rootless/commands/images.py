@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from rootless.errors import UsageError
 
@@ -26,22 +26,6 @@ def add_arguments(p) -> None:
 
 
 # --- output helpers shared by the image commands ---------------------------------------------------
-
-def tabwrite(rows: Sequence[Sequence[str]], minwidth: int = 10, padding: int = 3) -> str:
-    """docker's tabwriter.NewWriter(out, 10, 1, 3, ' ', 0) for a table: header row first."""
-    if not rows:
-        return ""
-    ncol = max(len(r) for r in rows)
-    widths = [0] * ncol
-    for r in rows:
-        for i, c in enumerate(r[:-1]):
-            widths[i] = max(widths[i], len(c) + padding, minwidth)
-    out = []
-    for r in rows:
-        cells = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
-        out.append("".join(cells))
-    return "\n".join(out) + "\n"
-
 
 def format_rows(text: str, rows: List[Dict[str, Any]], headers: Dict[str, str]) -> str:
     """--format: docker's Go templates via rootless.gotemplate ('table ...', 'json', plain)."""
@@ -164,6 +148,8 @@ def main(args, ctx) -> int:
         cols = ["Repository", "Tag"] + (["Digest"] if args.digests else []) + ["ID", "CreatedSince", "Size"]
         fmt = "table " + "\t".join("{{." + c + "}}" for c in cols)
         table = [[HEADERS[c] for c in cols]] + [[str(r[c]) for c in cols] for r in rows]
+        from rootless.tabwriter import table as tabwrite
+
         sys.stdout.write(tabwrite(table))
         return 0
     sys.stdout.write(format_rows(fmt, rows, HEADERS))

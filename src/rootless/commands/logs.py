@@ -50,14 +50,8 @@ def parse_when(text: str, now: float, flag: str) -> int:
                          "or unix seconds")
 
 
-def fixed_nano(ns: int) -> str:
-    """docker logs -t: RFC3339Nano with all nine digits."""
-    secs, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
 def main(args, ctx) -> int:
-    from rootless import logs, state
+    from rootless import logs, state, timefmt
 
     store = state.Store(ctx.config.data_root)
     rec = store.resolve(args.container)
@@ -84,7 +78,7 @@ def main(args, ctx) -> int:
         f = err if r.stream == "stderr" else out
         data = r.text.encode("utf-8")
         if args.timestamps:
-            data = fixed_nano(r.time_ns).encode() + b" " + data
+            data = timefmt.fixed_nano(r.time_ns).encode() + b" " + data
         f.write(data)
         f.flush()
 

@@ -24,7 +24,7 @@ def main(args, ctx) -> int:
                 from rootless import state
 
                 rec = state.Store(ctx.config.data_root).resolve(ref)
-            engine.remove(ctx.config, ref, force=args.force)
+            engine.remove(ctx.config, ref, force=args.force, reporter=ctx)
             if rec is not None:
                 from rootless import volumes
 

@@ -20,13 +20,12 @@ def main(args, ctx) -> int:
     from rootless.commands.create import build_options
     from rootless.commands.start import start_attached
 
-    engine.warn = ctx.warn
     opts = build_options(args, ctx.config)
-    rec = engine.create(ctx.config, opts, out=sys.stderr)
+    rec = engine.create(ctx.config, opts, out=sys.stderr, reporter=ctx)
     if args.detach:  # a monitor (rootless.monitor) is its parent; we print the id and return
         from rootless import containers
 
         containers.start_detached(ctx.config, ctx.config_file, state.Store(ctx.config.data_root), rec)
         sys.stdout.write(rec["Id"] + "\n")
         return 0
-    return start_attached(ctx.config, state.Store(ctx.config.data_root), rec, ctx.config_file)
+    return start_attached(ctx.config, state.Store(ctx.config.data_root), rec, ctx.config_file, reporter=ctx)

@@ -24,8 +24,9 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-from rootless import paths
+from rootless import paths, timefmt
 from rootless.errors import NotFound, RootlessError, UsageError
+from rootless.procs import parse_signal
 
 OCI_VERSION = "1.0.2"
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
@@ -124,17 +125,10 @@ class Container:
 
     def alive(self) -> bool:
         """The recorded init exists, is the same process (start time) and is not a zombie."""
-        from rootless.runtime import proc_start_time
+        from rootless import procs
 
-        pid = self.pid
-        if pid <= 0 or proc_start_time(pid) != self.data.get("start_time"):
-            return False
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                st = f.read()
-            return st[st.rfind(b")") + 2 : st.rfind(b")") + 3] not in (b"Z", b"X")
-        except OSError:
-            return False
+        start = procs.start_time(self.pid, zombie_is_gone=True) if self.pid > 0 else None
+        return start is not None and start == self.data.get("start_time")
 
     def status(self) -> str:
         if not self.alive():
@@ -228,12 +222,6 @@ def _rootfs_of(spec: Dict[str, Any], bundle: str) -> str:
     return p if os.path.isabs(p) else os.path.join(bundle, p)
 
 
-def _now() -> str:
-    import datetime
-
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _record(cid: str, spec: Dict[str, Any], bundle: str, pid: int) -> Dict[str, Any]:
     from rootless.runtime import proc_start_time
 
@@ -244,7 +232,7 @@ def _record(cid: str, spec: Dict[str, Any], bundle: str, pid: int) -> Dict[str, 
         "start_time": proc_start_time(pid),
         "bundle": bundle,
         "rootfs": _rootfs_of(spec, bundle),
-        "created": _now(),
+        "created": timefmt.now(),
         "annotations": spec.get("annotations") or {},
     }
 
@@ -327,21 +315,6 @@ def start(store: Store, cid: str, timeout: Optional[float] = None) -> None:
         os.unlink(c.fifo)
     except OSError:
         pass
-
-
-def parse_signal(text: str) -> int:
-    t = text.strip().upper()
-    if t.isdigit():
-        n = int(t)
-        if 0 < n < signal.NSIG:
-            return n
-    else:
-        name = t if t.startswith("SIG") else "SIG" + t
-        try:
-            return int(signal.Signals[name])
-        except KeyError:
-            pass
-    raise UsageError(f"invalid signal `{text}`", "use a name such as TERM, KILL, HUP, or a number")
 
 
 def kill(store: Store, cid: str, sig_text: str) -> None:

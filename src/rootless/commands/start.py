@@ -22,6 +22,7 @@ from rootless.commands.terminal import (
 from rootless.commands.terminal import isatty as _isatty
 from rootless.commands.terminal import winsize as _winsize
 from rootless.errors import RootlessError, UsageError
+from rootless.report import Reporter
 
 
 def add_arguments(p) -> None:
@@ -39,7 +40,7 @@ def _poll(proc) -> Optional[int]:
     return None if proc.popen.poll() is None else proc.wait()
 
 
-def start_attached(config, store, rec, config_file: Optional[str] = None) -> int:
+def start_attached(config, store, rec, config_file: Optional[str] = None, *, reporter: Reporter) -> int:
     """Start ``rec`` in the foreground: create + attach + start + wait, as the docker CLI does it.
 
     The container's monitor (rootless.monitor, as for ``run -d``) owns its stdio and its log; we
@@ -50,7 +51,7 @@ def start_attached(config, store, rec, config_file: Optional[str] = None) -> int
     from rootless.runtime.userns import is_single_threaded
 
     if not is_single_threaded():
-        return _start_in_process(config, store, rec)
+        return _start_in_process(config, store, rec, reporter)
     from rootless import attach as am
     from rootless import monitor
     from rootless import state as st
@@ -181,7 +182,7 @@ def _relay(chan, term_fd: Optional[int]) -> Optional[int]:
         return None
 
 
-def _start_in_process(config, store, rec) -> int:
+def _start_in_process(config, store, rec, reporter: Reporter) -> int:
     """Start ``rec`` as our own child: forward signals, copy the pty with -t, wait, return the exit code."""
     from rootless import engine
 
@@ -192,7 +193,7 @@ def _start_in_process(config, store, rec) -> int:
     sys.stderr.flush()
     with SignalForwarder() as fwd:
         try:
-            started = engine.start_record(config, store, rec, stdio=stdio)
+            started = engine.start_record(config, store, rec, stdio=stdio, reporter=reporter)
         except BaseException:
             if relay is not None:
                 relay.close()
@@ -211,9 +212,8 @@ def _start_in_process(config, store, rec) -> int:
 
 
 def main(args, ctx) -> int:
-    from rootless import engine, state
+    from rootless import state
 
-    engine.warn = ctx.warn
 
     if args.all_restart:  # after a reboot: what docker's daemon restarts when it starts
         from rootless import containers
@@ -240,7 +240,7 @@ def main(args, ctx) -> int:
     rec = store.resolve(args.containers[0])
     if args.interactive:
         rec["Config"]["OpenStdin"] = True
-    return start_attached(ctx.config, store, rec, ctx.config_file)
+    return start_attached(ctx.config, store, rec, ctx.config_file, reporter=ctx)
 
 
 __all__ = ["RootlessError"]

@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
 
 def main(args, ctx) -> int:
     from rootless import containers, state
-    from rootless.commands.images import tabwrite
+    from rootless.tabwriter import table as tabwrite
 
     rec = state.Store(ctx.config.data_root).resolve(args.container)
     s = rec["State"]

@@ -11,29 +11,8 @@ import threading
 import time
 from typing import Dict, List, Optional, TextIO
 
+from rootless.timefmt import parse as parse_time
 from rootless.units import human_duration, human_size  # noqa: F401  (used here and by importers)
-
-
-def parse_time(text: str) -> Optional[float]:
-    """An RFC 3339 timestamp (nanoseconds allowed) -> epoch seconds."""
-    import datetime
-    import re
-
-    if not text:
-        return None
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text.strip())
-    if not m:
-        return None
-    base = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
-    tz = m.group(3) or "Z"
-    if tz == "Z":
-        off = datetime.timedelta(0)
-    else:
-        sign = 1 if tz[0] == "+" else -1
-        off = sign * datetime.timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
-    dt = base.replace(tzinfo=datetime.timezone(off))
-    frac = float("0" + m.group(2)) if m.group(2) else 0.0
-    return dt.timestamp() + frac
 
 
 def since(text: str, now: Optional[float] = None) -> str:

@@ -155,15 +155,15 @@ def etc_hosts(mode: NetworkMode, hostname: str, *, add_hosts: Sequence[str] = ()
     """The container's /etc/hosts. Under slirp4netns the container is 10.0.2.100 and the host
     (host-gateway, host.containers.internal) 10.0.2.2; in helper mode pass the handle's address
     and gateway once known."""
-    from rootless.network import hosts, slirp
+    from rootless import etcfiles
+    from rootless.network import slirp
 
     if mode.kind == "slirp4netns":
         address = address or slirp.GUEST_ADDR
         gateway = gateway or slirp.GATEWAY
     elif mode.kind == "user":  # the host through the shared namespace's slirp4netns
         gateway = gateway or slirp.GATEWAY
-    extra = [hosts.parse_add_host(h) for h in add_hosts]
-    return hosts.make(hostname, address=address, extra_hosts=extra, gateway=gateway)
+    return etcfiles.hosts_for(mode.kind, hostname, add_hosts, address=address, gateway=gateway)
 
 
 # --- setup / teardown -----------------------------------------------------------------------------

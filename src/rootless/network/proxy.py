@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from rootless import procs
 from rootless.errors import RootlessError
 from rootless.network.ports import PortSpec, bind_all
 
@@ -82,8 +83,8 @@ def start(pid: int, ports: Sequence[PortSpec], *, log_path: str = "", proc: str 
     finally:
         os.close(r)
     if msg != b"ok":
-        _kill(child, signal.SIGKILL)
-        _reap(child, 1.0)
+        procs.kill(child, signal.SIGKILL)
+        procs.reap(child, 1.0)
         text = msg.decode("utf-8", "replace") or "it exited before it was ready"
         raise RootlessError(f"start the port proxy for pid {pid}: {text}",
                             "check that the container is running; or use port-driver = \"slirp4netns\"")
@@ -97,35 +98,8 @@ def stop(p: Proxy, proc: str = "/proc") -> None:
     # read back from a state file: signal only our proxy (start time, owner, name; issue 11)
     if not trust.pid_is(p.pid, p.start_time, (COMM,), proc):
         return
-    _kill(p.pid, signal.SIGTERM)
-    _reap(p.pid, 2.0)
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int, timeout: float) -> None:
-    """waitpid when it is our child (not when another process started it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if done:
-            return
-        if time.monotonic() > deadline:
-            _kill(pid, signal.SIGKILL)
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
-            return
-        time.sleep(0.01)
+    procs.kill(p.pid, signal.SIGTERM)
+    procs.reap(p.pid, 2.0)
 
 
 def _read_until_eof(fd: int, timeout: float) -> bytes:

@@ -56,6 +56,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
+from rootless import procs, timefmt
 from rootless.errors import RootlessError, UsageError
 
 RESERVED = ("none", "host", "bridge", "default", "slirp4netns", "slirp", "container", "helper", "private")
@@ -207,18 +208,12 @@ def create(data_root: str, name: str, *, subnet: str = "", gateway: str = "", in
             gw = next(iter(hosts))
         nid = secrets.token_hex(32)
         net = {
-            "Name": name, "Id": nid, "Created": _now(), "Scope": "local", "Driver": "bridge",
+            "Name": name, "Id": nid, "Created": timefmt.now(), "Scope": "local", "Driver": "bridge",
             "Subnet": str(sub), "Gateway": str(gw), "Internal": bool(internal), "Labels": dict(labels or {}),
             "Bridge": "rl-" + nid[:10], "Containers": {},
         }
         save(data_root, net)
         return net
-
-
-def _now() -> str:
-    import datetime
-
-    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat()
 
 
 def live_containers(net: Dict[str, Any], proc: str = "/proc") -> Dict[str, Dict[str, Any]]:
@@ -324,11 +319,7 @@ def _read_holder(root: str, d: str, proc: str) -> Optional[Dict[str, Any]]:
 
 def _zombie(pid: int, proc: str) -> bool:
     """An exited holder not yet reaped by its parent: its namespaces are gone already."""
-    try:
-        with open(f"{proc}/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
+    return procs.start_time(pid, proc, zombie_is_gone=True) is None
 
 
 def _ensure_holder_dir(exec_root: str) -> str:
@@ -436,22 +427,22 @@ def ensure_holder(data_root: str, exec_root: str, uid_maps: Sequence[Any], gid_m
                 break
             msg += b
     except BaseException:
-        _kill(pid, signal.SIGKILL)
-        _reap(pid)
+        procs.kill(pid, signal.SIGKILL)
+        procs.reap(pid, 1.0, kill_after=False)
         raise
     finally:
         ctl.close()
         os.close(r)
     if msg != b"ok":
-        _reap(pid)
+        procs.reap(pid, 1.0, kill_after=False)
         raise RootlessError(f"start the rootless network namespace: {msg.decode(errors='replace') or 'it died'}",
                             "check that unprivileged user namespaces work: `unshare -Urn true`")
     start_time = proc_start_time(pid, proc)
     try:
         s = slirp.start(pid, d, slirp.SlirpOptions(mtu=MTU), proc)
     except BaseException:
-        _kill(pid, signal.SIGKILL)
-        _reap(pid)
+        procs.kill(pid, signal.SIGKILL)
+        procs.reap(pid, 1.0, kill_after=False)
         raise
     h = {"pid": pid, "start_time": start_time, "slirp": s.to_dict(), "pending": {}, **want}
     _save_holder(data_root, exec_root, h)
@@ -464,8 +455,8 @@ def _stop_holder(data_root: str, exec_root: str, h: Dict[str, Any], proc: str = 
 
     # h came from _holder() or ensure_holder(): its pid was checked (start time, owner, name)
     if trust.pid_is(h.get("pid"), h.get("start_time"), (HOLDER_NAME,), proc):
-        _kill(int(h["pid"]), signal.SIGTERM)
-        _reap(int(h["pid"]), 2.0)
+        procs.kill(int(h["pid"]), signal.SIGTERM)
+        procs.reap(int(h["pid"]), 2.0, kill_after=False)
     if isinstance(h.get("slirp"), dict):
         try:
             s = slirp.Slirp.from_dict(h["slirp"])
@@ -478,25 +469,6 @@ def _stop_holder(data_root: str, exec_root: str, h: Dict[str, Any], proc: str = 
             os.unlink(path)
         except OSError:
             pass
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int, timeout: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if done or time.monotonic() > deadline:
-            return
-        time.sleep(0.01)
 
 
 # --- running ip / nft inside the namespaces -------------------------------------------------------

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from rootless.idmap import (
+    IdMapping as Mapping,  # one uid_map/gid_map line type for the engine and the runtime
+)
 from rootless.runtime import ANNOTATION_INIT as _ANNOTATION_INIT
 from rootless.runtime import DEFAULT_CAPABILITIES as _DEFAULT_CAPABILITIES
 from rootless.value import Value
@@ -74,20 +77,6 @@ class Ulimit(Value):
         self.name = name
         self.soft = soft
         self.hard = hard
-
-
-class Mapping(Value):
-    """One uid_map/gid_map line: container id, host id, count (same as idmap.IdMapping)."""
-
-    __slots__ = ("container", "host", "count")
-    container: int
-    host: int
-    count: int
-
-    def __init__(self, container: int, host: int, count: int) -> None:
-        self.container = container
-        self.host = host
-        self.count = count
 
 
 class User(Value):

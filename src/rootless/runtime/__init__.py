@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Union
 
+from rootless.procs import start_time as proc_start_time
 from rootless.value import Value
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -225,24 +226,6 @@ def ids_for_current_user() -> UserIds:
     from rootless import idmap
 
     return idmap.load()
-
-
-def proc_start_time(pid: int, proc: str = "/proc") -> Optional[int]:
-    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None if gone.
-
-    Saved beside a pid in state files so that a reused pid is not taken for a live container.
-    """
-    try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    rest = data[data.rfind(b")") + 2 :].split()
-    try:
-        return int(rest[19])
-    except (IndexError, ValueError):
-        return None
 
 
 __all__ = [

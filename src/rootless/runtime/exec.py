@@ -24,7 +24,7 @@ import signal
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 
-from rootless import userdb
+from rootless import procs, userdb
 from rootless.errors import RootlessError, RuntimeSetupError
 from rootless.linux import syscalls as sc
 from rootless.runtime import Stdio, init, sync
@@ -91,12 +91,12 @@ class ExecProcess:
         if self._code is None:
             got, status = os.waitpid(self.joiner, os.WNOHANG)
             if got:
-                self._code = _exit_code(status)
+                self._code = procs.exit_code(status)
         return self._code
 
     def wait(self) -> int:
         if self._code is None:
-            self._code = wait_pid(self.joiner)
+            self._code = procs.wait(self.joiner)
         return self._code
 
 
@@ -166,7 +166,7 @@ def spawn(spec: ExecSpec, ns_paths: List[Tuple[str, str]], on_fork: Optional[Cal
     if error is not None:
         if master is not None:
             os.close(master)
-        wait_pid(joiner)
+        procs.wait(joiner)
         raise RuntimeSetupError(error.message, error.hint or "check the command and the container", error.exit_code)
     proc = ExecProcess(joiner, pid, master)
     if spec.detach:
@@ -195,22 +195,6 @@ def before_joining(*keep: int) -> None:  # pragma: no cover - runs in the forked
                 os.close(fd)
             except OSError:
                 pass
-
-
-def wait_pid(pid: int) -> int:
-    """Reap ``pid``: its exit code, 128+N when killed by signal N (the shell's), 255 when not ours."""
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 255
-        return _exit_code(status)
-
-
-def _exit_code(status: int) -> int:
-    return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def _send(sock, msg, fd: Optional[int] = None) -> None:  # pragma: no cover - runs in the forked children
@@ -273,7 +257,7 @@ def _joiner(spec: ExecSpec, ns_paths: List[Tuple[str, str]], sock) -> int:  # pr
         return 0
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(s, signal.SIG_IGN)  # our caller forwards signals to the command itself
-    return wait_pid(b)
+    return procs.wait(b)
 
 
 def _read_file(p: str) -> Optional[bytes]:  # pragma: no cover - runs in the forked child

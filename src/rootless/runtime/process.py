@@ -7,6 +7,8 @@ import signal
 import time
 from typing import List, Optional
 
+from rootless import procs
+
 
 class Process:
     """A container init started by ``spawn``.
@@ -32,10 +34,7 @@ class Process:
         return f"<rootless.runtime.Process pid={self.pid} returncode={self.returncode}>"
 
     def _set_status(self, status: int) -> int:
-        if os.WIFSIGNALED(status):
-            self.returncode = 128 + os.WTERMSIG(status)
-        else:
-            self.returncode = os.WEXITSTATUS(status)
+        self.returncode = procs.exit_code(status)
         self.stop_helpers()
         return self.returncode
 
@@ -78,25 +77,4 @@ class Process:
     def stop_helpers(self, timeout: float = 2.0) -> None:
         """SIGTERM the helpers (fuse-overlayfs unmounts and exits), SIGKILL after ``timeout``."""
         helpers, self.helper_pids = self.helper_pids, []
-        for pid in helpers:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        for pid in helpers:
-            while True:
-                try:
-                    got, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if got:
-                    break
-                if time.monotonic() > deadline:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                    except (ProcessLookupError, ChildProcessError):
-                        pass
-                    break
-                time.sleep(0.005)
+        procs.stop(helpers, timeout)

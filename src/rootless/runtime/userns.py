@@ -29,6 +29,7 @@ import signal
 import sys
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
+from rootless import procs
 from rootless.errors import RootlessError, RuntimeSetupError
 from rootless.idmap import IdMapping, UserIds
 from rootless.linux import syscalls
@@ -300,17 +301,7 @@ def _reexec(entry: Callable, payload: tuple, pass_fds: Sequence[int]) -> int:
 
 def wait_status(pid: int) -> int:
     """waitpid, as a docker-style exit code (128+N when killed by signal N)."""
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            return 255
-        except InterruptedError:
-            continue
-        break
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    return procs.wait(pid)
 
 
 # --- run_in_userns ---------------------------------------------------------------------------------
