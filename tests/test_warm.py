@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from enginehelp import kill_and_wait, leftovers, read_to_eof, stop_warm_servers, wait_for, warm_wanted
+from enginehelp import kill_and_wait, leftovers, read_to_eof, wait_for, warm_wanted
 
 pytestmark = [
     pytest.mark.usefixtures("clean_data_root"),
@@ -25,16 +25,6 @@ pytestmark = [
 ]
 
 
-
-
-@pytest.fixture
-def own_warm(rl, tmp_path):
-    """A warm folder of this test's own (not the session's server)."""
-    d = tmp_path / "warm"
-    d.mkdir(mode=0o700)
-    rl.env["ROOTLESS_WARM_DIR"] = str(d)
-    yield str(d)
-    stop_warm_servers(str(d))
 
 
 def server_pids(d: str):

@@ -14,7 +14,7 @@ import zipfile
 
 import pytest
 
-from enginehelp import stop_warm_servers, wait_for, warm_wanted
+from enginehelp import wait_for, warm_wanted
 
 pytestmark = [
     pytest.mark.usefixtures("clean_data_root"),
@@ -23,15 +23,6 @@ pytestmark = [
 ]
 
 SANDBOX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "sandbox_warm.py")
-
-
-@pytest.fixture
-def own_warm(rl, tmp_path):
-    d = tmp_path / "warm"
-    d.mkdir(mode=0o700)
-    rl.env["ROOTLESS_WARM_DIR"] = str(d)
-    yield str(d)
-    stop_warm_servers(str(d))
 
 
 def servers(d: str):

@@ -31,7 +31,7 @@ import json
 import os
 import signal
 import sys
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from rootless import answer
 from rootless.errors import RootlessError
@@ -292,17 +292,11 @@ def _enter_new(req: Dict[str, Any], mount: bool) -> list:
     _non_dumpable()
     if not mount:
         return []
-    from rootless.runtime import ExecStep, MountStep, stage1
+    from rootless.runtime import stage1
 
     plan = req["plan"]
-    helpers = []
-    for step in plan.steps:
-        if isinstance(step, MountStep):
-            stage1.mount_step(step)
-        elif isinstance(step, ExecStep):
-            hp = stage1.exec_step(step)
-            if hp:
-                helpers.append(hp)
+    helpers: List[int] = []
+    stage1.apply_plan(plan, helpers.append)
     os.chdir(plan.rootfs)
     os.chroot(".")
     os.chdir("/")

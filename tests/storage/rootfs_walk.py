@@ -82,16 +82,10 @@ def describe_plan(plan, path: str = "/") -> Dict[str, tuple]:
     runtime does, chroot into it and describe ``path`` (a stopped container's root, as cp sees it)."""
     import signal
 
-    from rootless.runtime import ExecStep, MountStep, stage1
+    from rootless.runtime import stage1
 
     helpers = []
-    for step in plan.steps:
-        if isinstance(step, MountStep):
-            stage1.mount_step(step)
-        elif isinstance(step, ExecStep):
-            pid = stage1.exec_step(step)
-            if pid:
-                helpers.append(pid)
+    stage1.apply_plan(plan, helpers.append)
     try:
         os.chdir(plan.rootfs)
         os.chroot(".")

@@ -411,17 +411,6 @@ def program(seccomp: dict, cache_dir: Optional[str] = None) -> bytes:
     return prog
 
 
-def install(prog: bytes) -> None:
-    """Load the filter into this process (no_new_privs set, or CAP_SYS_ADMIN in our user namespace)."""
-    from rootless.linux import syscalls as sc
-
-    try:
-        sc.seccomp_set_filter(prog)
-    except OSError as e:
-        raise SeccompError(f"apply the seccomp profile: {e.strerror}",
-                           "the kernel needs CONFIG_SECCOMP_FILTER; or run with --security-opt seccomp=unconfined")
-
-
 def instructions(prog: bytes) -> List[Tuple[int, int, int, int]]:
     """(code, jt, jf, k) of each instruction: for tests and `debug` output."""
     return [struct.unpack_from("=HBBI", prog, i) for i in range(0, len(prog), 8)]

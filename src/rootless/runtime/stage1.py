@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from rootless.errors import RootlessError, RuntimeSetupError
 from rootless.idmap import IdMapping
@@ -168,15 +168,7 @@ def _run(cfg: StageConfig, ctl: socket.socket) -> None:
         raise RuntimeSetupError(f"set rootfs propagation `{prop}`: unknown", "use private, slave, shared or unbindable (r-prefixed)")
     mounts.do_mount("/", None, "/", None, pflags | sc.MS_REC, None, "/")
     if cfg.plan is not None:
-        for step in cfg.plan.steps:
-            if isinstance(step, MountStep):
-                mount_step(step)
-            elif isinstance(step, ExecStep):
-                pid = exec_step(step)
-                if pid:
-                    sync.send(ctl, sync.HelperPid(pid))
-            else:
-                raise RuntimeSetupError(f"apply the rootfs plan: unknown step {type(step).__name__}")
+        apply_plan(cfg.plan, lambda pid: sync.send(ctl, sync.HelperPid(pid)))
     if cfg.plan is not None and any(isinstance(s, ExecStep) for s in cfg.plan.steps):
         # pivot_root moves the root of every process of the mount namespace whose root is the
         # old one: a fuse-overlayfs serving the rootfs would lose its lower layers. Keep the
@@ -197,6 +189,20 @@ def _run(cfg: StageConfig, ctl: socket.socket) -> None:
         os._exit(125)
     sync.send(ctl, sync.InitPid(pid))
     os._exit(0)
+
+
+def apply_plan(plan: RootfsPlan, on_helper: Callable[[int], None]) -> None:
+    """The storage driver's steps, in order: mounts, and tools (fuse-overlayfs) whose pids
+    go to ``on_helper`` when they stay in the foreground."""
+    for step in plan.steps:
+        if isinstance(step, MountStep):
+            mount_step(step)
+        elif isinstance(step, ExecStep):
+            pid = exec_step(step)
+            if pid:
+                on_helper(pid)
+        else:
+            raise RuntimeSetupError(f"apply the rootfs plan: unknown step {type(step).__name__}")
 
 
 def mount_step(step: MountStep) -> None:
