@@ -15,6 +15,7 @@ import zipfile
 import pytest
 
 from enginehelp import wait_for, warm_wanted
+from test_warm import server_pids
 
 pytestmark = [
     pytest.mark.usefixtures("clean_data_root"),
@@ -28,18 +29,12 @@ SANDBOX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "
 def servers(d: str):
     """{pid: /proc/PID/status} of the live servers with a pid file in ``d``."""
     out = {}
-    for n in os.listdir(d):
-        if n.endswith(".pid"):
-            try:
-                with open(os.path.join(d, n)) as f:
-                    pid = int(f.read())
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if b"rootless.warm" not in f.read():
-                        continue
-                with open(f"/proc/{pid}/status") as f:
-                    out[pid] = f.read()
-            except (OSError, ValueError):
-                pass
+    for pid in server_pids(d):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                out[pid] = f.read()
+        except OSError:
+            pass
     return out
 
 

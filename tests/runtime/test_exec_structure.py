@@ -10,18 +10,10 @@ import os
 import pytest
 
 from rootless.runtime import sync
+from test_layering import modules as _modules
 
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src", "rootless")
 pytestmark = pytest.mark.nosubuid
-
-
-def _modules():
-    for dirpath, _, files in os.walk(SRC):
-        for f in files:
-            if f.endswith(".py"):
-                full = os.path.join(dirpath, f)
-                rel = os.path.relpath(full, os.path.dirname(SRC))[:-3].replace(os.sep, ".")
-                yield rel.replace(".__init__", ""), full
 
 
 def _private_uses_of_runtime(path):
