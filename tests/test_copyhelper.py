@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from rootless import copyhelper
+from rootless.engine import copyhelper
 from rootless.errors import RootlessError
 
 
@@ -50,7 +50,7 @@ def test_a_forged_archive_cannot_chmod_a_host_directory(tmp_path):
     import os
     import tarfile
 
-    from rootless import containerfs
+    from rootless.engine import containerfs
 
     victim = tmp_path / "victim"
     victim.mkdir(mode=0o700)

@@ -1,4 +1,4 @@
-"""Unit tests for rootless.gotemplate: Go text/template as docker's --format uses it.
+"""Unit tests for rootless.cli.gotemplate: Go text/template as docker's --format uses it.
 
 Expected outputs and error texts are Go's (text/template, fmt, encoding/json) and docker/cli's
 (templates package, formatter with tabwriter 10/1/3).
@@ -13,9 +13,9 @@ from typing import Dict
 
 import pytest
 
-from rootless import gotemplate
+from rootless.cli import gotemplate
+from rootless.cli.gotemplate import format_rows, parse, render, tabwrite
 from rootless.errors import RootlessError, UsageError
-from rootless.gotemplate import format_rows, parse, render, tabwrite
 
 CONTAINER = {
     "Id": "0123456789abcdef",
@@ -463,7 +463,7 @@ def test_format_rows_without_table() -> None:
 def test_module_imports_only_light_stdlib() -> None:
     # Speed is measured in bench/, not here (a timing assertion failed under CI load); what keeps
     # the import fast is that it pulls in none of these heavy modules.
-    code = ("import sys; import rootless.gotemplate; print(sorted(m for m in sys.modules if m.split('.')[0] "
+    code = ("import sys; import rootless.cli.gotemplate; print(sorted(m for m in sys.modules if m.split('.')[0] "
             "in ('requests', 'pyroute2', 'tomli', 'unicodedata', 'dataclasses')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(__import__("pathlib").Path(gotemplate.__file__).parents[1])})

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from rootless import containers, monitor, state
+from rootless import state
+from rootless.engine import containers, monitor
 from rootless.errors import UsageError
 
 pytestmark = pytest.mark.nosubuid
@@ -91,7 +92,7 @@ def test_refresh_of_a_restarting_container_whose_monitor_died(tmp_path):
 
 
 def test_monitor_imports_neither_requests_nor_pyroute2():
-    code = ("import sys; import rootless.monitor, rootless.engine, rootless.logs, rootless.runtime.parent; "
+    code = ("import sys; import rootless.engine.monitor, rootless.engine, rootless.logs, rootless.runtime.parent; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'pyroute2', 'urllib3')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")})

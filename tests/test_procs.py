@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from rootless import containers, procs
+from rootless import procs
 from rootless.commands import runtime
+from rootless.engine import containers
 from rootless.errors import UsageError
 
 

@@ -1,9 +1,9 @@
-"""rootless.tabwriter: docker's table writer (Go's elastic tabstops measured with go-runewidth)."""
+"""rootless.cli.tabwriter: docker's table writer (Go's elastic tabstops measured with go-runewidth)."""
 
 from __future__ import annotations
 
-from rootless import gotemplate
-from rootless.tabwriter import table, tabwrite, width
+from rootless.cli import gotemplate
+from rootless.cli.tabwriter import table, tabwrite, width
 
 
 def test_wide_characters_take_two_columns():

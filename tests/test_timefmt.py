@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from rootless import containers, logs, state, timefmt
+from rootless import logs, state, timefmt
+from rootless.engine import containers
 from rootless.image import progress
 
 NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z$")

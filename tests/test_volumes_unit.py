@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from rootless import volumes
+from rootless.engine import volumes
 from rootless.errors import NotFound, RootlessError, UsageError
 
 pytestmark = pytest.mark.nosubuid

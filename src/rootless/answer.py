@@ -36,7 +36,7 @@ ERROR_TYPES: Dict[str, Tuple[str, str]] = {
     "ImageError": ("rootless.errors", "ImageError"),
     "RuntimeSetupError": ("rootless.errors", "RuntimeSetupError"),
     "LayerTooBig": ("rootless.image.unpack", "LayerTooBig"),
-    "HelperError": ("rootless.copyhelper", "HelperError"),
+    "HelperError": ("rootless.engine.copyhelper", "HelperError"),
 }
 
 _KEYS = frozenset(("ok", "value", "type", "message", "hint", "exit_code"))

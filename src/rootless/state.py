@@ -287,7 +287,7 @@ class Store:
         """A record that says running but whose process is gone is shown as exited (not saved here)."""
         st = rec.get("State") or {}
         if st.get("Restarting") and not st.get("Running") and st.get("MonitorPid"):
-            # waiting to restart: only its monitor (rootless.monitor) will start it again
+            # waiting to restart: only its monitor (rootless.engine.monitor) will start it again
             mon = {"Pid": st.get("MonitorPid"), "PidStartTime": st.get("MonitorStartTime")}
             if not is_alive(mon, self.proc, container=False):
                 st.update(Status="exited", Restarting=False,

@@ -533,13 +533,13 @@ def _prewarm() -> None:
     from rootless import cli
 
     for mod in (
-        "rootless.engine", "rootless.containers", "rootless.state", "rootless.config", "rootless.runtime",
+        "rootless.engine", "rootless.engine.containers", "rootless.state", "rootless.config", "rootless.runtime",
         "rootless.runtime.parent", "rootless.runtime.stage1", "rootless.runtime.exec", "rootless.runtime.userns", "rootless.oci.spec",
         "rootless.oci.bundle", "rootless.oci.seccomp", "rootless.oci.seccomp_default", "rootless.linux.seccomp", "rootless.storage.select", "rootless.storage.overlay", "rootless.image.store",
         "rootless.image.reference", "rootless.idmap", "rootless.userdb", "rootless.tools", "rootless.paths",
-        "rootless.logs", "rootless.monitor", "rootless.attach", "rootless.volumes", "rootless.gotemplate", "rootless.linux.syscalls",
+        "rootless.logs", "rootless.engine.monitor", "rootless.engine.attach", "rootless.engine.volumes", "rootless.cli.gotemplate", "rootless.linux.syscalls",
         "rootless.network.slirp", "rootless.network.ports", "rootless.network.resolv", "rootless.network.hosts",
-        "rootless.etcfiles", "rootless.procs", "rootless.timefmt", "rootless.report", "rootless.tabwriter",
+        "rootless.etcfiles", "rootless.procs", "rootless.timefmt", "rootless.report", "rootless.cli.tabwriter",
         "argparse", "json", "subprocess", "tarfile", "select", "termios", "tty", "fcntl", "socket",
     ):
         try:

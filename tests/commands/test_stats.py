@@ -13,8 +13,9 @@ import time
 import pytest
 
 from enginehelp import ForeignProcess
-from rootless import containerstats, state
+from rootless import state
 from rootless.commands.stats import CLEAR
+from rootless.engine import stats as containerstats
 
 _PID = 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rootless.tabwriter import width
+from rootless.cli.tabwriter import width
 
 pytestmark = [pytest.mark.nosubuid, pytest.mark.usefixtures("clean_data_root")]
 

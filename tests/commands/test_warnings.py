@@ -50,7 +50,7 @@ def test_teardown_reports_to_the_reporter_it_is_given(tmp_path):
 def test_the_monitor_logs_the_teardown_warnings_of_a_record(rl, bb, tmp_path, capsys):
     """The monitor tears down from the record when it did not start the container itself (a
     watcher after a re-exec): what it could not release is said in its monitor.log (its stderr)."""
-    from rootless import monitor
+    from rootless.engine import monitor
 
     cid = rl.ok("create", "--network", "none", bb, "true").stdout.strip()
     _with_unreleasable_lease(rl, cid, str(tmp_path / "gone.sock"))

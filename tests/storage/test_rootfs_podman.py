@@ -149,8 +149,9 @@ def podman_trees(podman, layered_image) -> Dict[str, Dict[str, tuple]]:
 def our_tree(rl, driver: str, ref: str) -> Dict[str, tuple]:
     """`rootless pull` + `create` with `driver`; the stopped container's root, walked from inside."""
     from rootless import config as cfg
-    from rootless import containerfs, idmap
+    from rootless import idmap
     from rootless import state as st
+    from rootless.engine import containerfs
     from rootless.errors import RootlessError
     from rootless.runtime import run_in_userns
     from rootless.storage import select

@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containerfs
+    from rootless.engine import containerfs
 
     image_id = containerfs.commit(ctx.config, args.container, args.repository, args.change, args.message, args.author,
                                    pause=args.pause)

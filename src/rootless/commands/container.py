@@ -20,8 +20,9 @@ def add_arguments(p) -> None:
 
 
 def prune(config, force: bool, filters, reporter: Reporter) -> int:
-    from rootless import containers, engine, state
+    from rootless import engine, state
     from rootless.commands.image import confirm
+    from rootless.engine import containers
 
     if not confirm("WARNING! This will remove all stopped containers.", force):
         return 0

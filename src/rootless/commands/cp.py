@@ -12,7 +12,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containerfs
+    from rootless.engine import containerfs
     from rootless.errors import UsageError
 
     sc, sp = containerfs.split_arg(args.src)

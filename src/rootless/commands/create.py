@@ -59,7 +59,7 @@ def add_common(p) -> None:
     p.add_argument("--add-host", action="append", default=[], metavar="list", help="Add a custom host-to-IP mapping (host:ip)")
     p.add_argument("--runtime", default="", metavar="string", help="Runtime to use for this container")
     p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
-    from rootless import hostflags
+    from rootless.engine import hostflags
 
     hostflags.add_flags(p)  # --restart, --log-driver, --log-opt, -v, --mount, --volumes-from
     p.add_argument("image", help="The image to create the container from")
@@ -134,8 +134,7 @@ def _labels(items: List[str]) -> Tuple[Tuple[str, str], ...]:
 
 def build_options(args, config, auto_remove: Optional[bool] = None):
     """argparse namespace + config defaults -> engine.CreateOptions."""
-    from rootless import hostflags
-    from rootless.engine import CreateOptions
+    from rootless.engine import CreateOptions, hostflags
     from rootless.oci import spec as ocispec
     from rootless.units import parse_size
 

@@ -10,7 +10,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containerfs
+    from rootless.engine import containerfs
 
     for kind, path in containerfs.diff(ctx.config, args.container):
         sys.stdout.write(f"{kind} {path}\n")

@@ -22,8 +22,8 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containers
     from rootless.commands.create import _env_file, _env_item
+    from rootless.engine import containers
     from rootless.errors import UsageError
 
     if not args.command:
@@ -47,8 +47,8 @@ def _exec_attached(config, ref: str, opts) -> int:
     of ours: pipes that we copy (terminal.PlainRelay)."""
     import os
 
-    from rootless import containers
-    from rootless.commands.terminal import PidTarget, PlainRelay, SignalForwarder, pump_tty
+    from rootless.cli.terminal import PidTarget, PlainRelay, SignalForwarder, pump_tty
+    from rootless.engine import containers
     from rootless.runtime import Stdio
 
     relay = None

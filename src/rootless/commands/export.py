@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containerfs
+    from rootless.engine import containerfs
 
     if not args.output and os.isatty(1):
         raise RootlessError("export: refusing to write a tar archive to a terminal",

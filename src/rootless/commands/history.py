@@ -54,10 +54,10 @@ def history_rows(img, no_trunc: bool = False, human: bool = True) -> List[Dict[s
 
 
 def main(args, ctx) -> int:
+    from rootless.cli.tabwriter import table as tabwrite
     from rootless.commands.images import HEADERS as _unused  # noqa: F401
     from rootless.commands.images import format_rows
     from rootless.image.store import ImageStore
-    from rootless.tabwriter import table as tabwrite
 
     img = ImageStore(ctx.config.data_root).require(args.image)
     human = str(args.human).lower() not in ("false", "0")

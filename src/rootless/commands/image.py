@@ -128,7 +128,7 @@ def inspect_main(args, ctx) -> int:
             continue
         out.append(inspect_data(ctx.config, img))
     if args.format:
-        from rootless import gotemplate
+        from rootless.cli import gotemplate
 
         for d in out:
             sys.stdout.write(gotemplate.render(args.format, d) + "\n")

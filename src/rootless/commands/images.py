@@ -28,8 +28,8 @@ def add_arguments(p) -> None:
 # --- output helpers shared by the image commands ---------------------------------------------------
 
 def format_rows(text: str, rows: List[Dict[str, Any]], headers: Dict[str, str]) -> str:
-    """--format: docker's Go templates via rootless.gotemplate ('table ...', 'json', plain)."""
-    from rootless import gotemplate
+    """--format: docker's Go templates via rootless.cli.gotemplate ('table ...', 'json', plain)."""
+    from rootless.cli import gotemplate
 
     out = gotemplate.format_rows(text, rows, headers)
     return out if out.endswith("\n") or not out else out + "\n"
@@ -148,7 +148,7 @@ def main(args, ctx) -> int:
         cols = ["Repository", "Tag"] + (["Digest"] if args.digests else []) + ["ID", "CreatedSince", "Size"]
         fmt = "table " + "\t".join("{{." + c + "}}" for c in cols)
         table = [[HEADERS[c] for c in cols]] + [[str(r[c]) for c in cols] for r in rows]
-        from rootless.tabwriter import table as tabwrite
+        from rootless.cli.tabwriter import table as tabwrite
 
         sys.stdout.write(tabwrite(table))
         return 0

@@ -20,7 +20,7 @@ def main(args, ctx) -> int:
 
             sys.stdout.write(json.dumps(d) + "\n")
         else:
-            from rootless import gotemplate
+            from rootless.cli import gotemplate
 
             sys.stdout.write(gotemplate.render(args.format, d) + "\n")
         return 0

@@ -17,7 +17,8 @@ def add_arguments(p) -> None:
 
 
 def find(config, ref: str, kind: str = "") -> Any:
-    from rootless import containers, state
+    from rootless import state
+    from rootless.engine import containers
 
     if kind not in ("", "container", "image", "volume"):
         raise UsageError(f"use --type `{kind}`: unknown type", "use container, image or volume")
@@ -38,7 +39,7 @@ def find(config, ref: str, kind: str = "") -> Any:
         if kind == "image":
             raise NotFound(f"No such image: {ref}", "see `rootless images`")
     if kind in ("", "volume"):
-        from rootless import volumes
+        from rootless.engine import volumes
 
         try:
             return volumes.VolumeStore(config.data_root).inspect(ref)
@@ -51,7 +52,7 @@ def find(config, ref: str, kind: str = "") -> Any:
 def render(items: List[Any], fmt: str) -> str:
     if not fmt:
         return json.dumps(items, indent=4, ensure_ascii=False) + "\n"
-    from rootless import gotemplate
+    from rootless.cli import gotemplate
 
     if fmt == "json":
         fmt = "{{json .}}"

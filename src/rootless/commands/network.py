@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from rootless.commands import _objects as objects
+from rootless.cli import objects
 from rootless.errors import RootlessError, UsageError
 
 HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Labels": "LABELS",

@@ -8,7 +8,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containers
     from rootless.commands.stop import each
+    from rootless.engine import containers
 
     return each(args.containers, lambda ref: containers.pause(ctx.config, ref, True))

@@ -40,7 +40,8 @@ def parse_filters(items: List[str]) -> Dict[str, List[str]]:
 
 
 def select(config, all_: bool = False, filters=None, last: int = -1, latest: bool = False):
-    from rootless import containers, state
+    from rootless import state
+    from rootless.engine import containers
 
     recs = state.Store(config.data_root).list()
     recs.sort(key=lambda r: r.get("Created", ""), reverse=True)
@@ -57,7 +58,8 @@ def select(config, all_: bool = False, filters=None, last: int = -1, latest: boo
 
 
 def main(args, ctx) -> int:
-    from rootless import containers, gotemplate
+    from rootless.cli import gotemplate
+    from rootless.engine import containers
 
     recs = select(ctx.config, args.all, parse_filters(args.filter), args.last, args.latest)
     if args.quiet:

@@ -11,8 +11,9 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containers, state
+    from rootless import state
     from rootless.commands.stop import each
+    from rootless.engine import containers
 
     def one(ref: str) -> None:
         containers.stop(ctx.config, ref, args.time, args.signal)

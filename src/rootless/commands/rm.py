@@ -26,7 +26,7 @@ def main(args, ctx) -> int:
                 rec = state.Store(ctx.config.data_root).resolve(ref)
             engine.remove(ctx.config, ref, force=args.force, reporter=ctx)
             if rec is not None:
-                from rootless import volumes
+                from rootless.engine import volumes
 
                 volumes.remove_anonymous(ctx.config, rec)  # named volumes stay, as docker
         except RootlessError as e:

@@ -22,8 +22,8 @@ def main(args, ctx) -> int:
 
     opts = build_options(args, ctx.config)
     rec = engine.create(ctx.config, opts, out=sys.stderr, reporter=ctx)
-    if args.detach:  # a monitor (rootless.monitor) is its parent; we print the id and return
-        from rootless import containers
+    if args.detach:  # a monitor (rootless.engine.monitor) is its parent; we print the id and return
+        from rootless.engine import containers
 
         containers.start_detached(ctx.config, ctx.config_file, state.Store(ctx.config.data_root), rec)
         sys.stdout.write(rec["Id"] + "\n")

@@ -358,7 +358,7 @@ def _reap_quiet(pid: int) -> None:
 def run(store: Store, cid: str, bundle: str, *, pid_file: Optional[str] = None, detach: bool = False,
         keep: bool = False) -> int:
     from rootless import runtime
-    from rootless.commands import terminal as terminal_
+    from rootless.cli import terminal as terminal_
 
     if detach:
         spec = load_bundle(bundle)

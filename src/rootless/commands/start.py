@@ -1,7 +1,7 @@
 """rootless start: start a created or stopped container; with -a, attach to it and wait for it.
 
 Also the attach machinery `run` uses: the copy between our fds and the container's monitor
-(rootless.attach); the terminal handling itself (signals, raw mode, pty and pipe relays) is
+(rootless.engine.attach); the terminal handling itself (signals, raw mode, pty and pipe relays) is
 commands/terminal.py's, shared with exec.
 """
 
@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Optional
 
-from rootless.commands.terminal import (
+from rootless.cli.terminal import (
     SignalForwarder,
     follow_winsize,
     pump_tty,
@@ -19,8 +19,8 @@ from rootless.commands.terminal import (
     stdio_for,
     write_all,
 )
-from rootless.commands.terminal import isatty as _isatty
-from rootless.commands.terminal import winsize as _winsize
+from rootless.cli.terminal import isatty as _isatty
+from rootless.cli.terminal import winsize as _winsize
 from rootless.errors import RootlessError, UsageError
 from rootless.report import Reporter
 
@@ -43,8 +43,8 @@ def _poll(proc) -> Optional[int]:
 def start_attached(config, store, rec, config_file: Optional[str] = None, *, reporter: Reporter) -> int:
     """Start ``rec`` in the foreground: create + attach + start + wait, as the docker CLI does it.
 
-    The container's monitor (rootless.monitor, as for ``run -d``) owns its stdio and its log; we
-    copy its streams to and from our fds (rootless.attach), forward signals, and return the exit
+    The container's monitor (rootless.engine.monitor, as for ``run -d``) owns its stdio and its log; we
+    copy its streams to and from our fds (rootless.engine.attach), forward signals, and return the exit
     code it recorded. Killed, we leave the container to its monitor: --rm and the exit code still
     happen. (A caller with threads cannot fork a monitor: it runs the container itself.)
     """
@@ -52,9 +52,9 @@ def start_attached(config, store, rec, config_file: Optional[str] = None, *, rep
 
     if not is_single_threaded():
         return _start_in_process(config, store, rec, reporter)
-    from rootless import attach as am
-    from rootless import monitor
     from rootless import state as st
+    from rootless.engine import attach as am
+    from rootless.engine import monitor
 
     c = rec["Config"]
     s = rec["State"]  # (as read just now: the monitor checks again under the lock)
@@ -77,7 +77,7 @@ def start_attached(config, store, rec, config_file: Optional[str] = None, *, rep
         code = _relay(chan, term_fd)
     chan.reap_monitor()
     if code is None:  # the monitor is gone without telling: what the record says
-        from rootless import containers
+        from rootless.engine import containers
 
         containers.wait_stopped(store, rec["Id"])
         try:
@@ -108,7 +108,7 @@ def _relay(chan, term_fd: Optional[int]) -> Optional[int]:
     then the exit code it sends (None if it is gone without one)."""
     import select
 
-    from rootless import attach as am
+    from rootless.engine import attach as am
 
     outs = {chan.client["out"]: 1}
     if "err" in chan.client:
@@ -216,14 +216,14 @@ def main(args, ctx) -> int:
 
 
     if args.all_restart:  # after a reboot: what docker's daemon restarts when it starts
-        from rootless import containers
+        from rootless.engine import containers
 
         return containers.start_all_restart(ctx.config, ctx.config_file)
     if not args.containers:
         raise UsageError("start: give a container", "e.g. `rootless start web`, or --all-restart")
-    if not args.attach:  # in the background, each under a monitor (rootless.monitor), as docker
-        from rootless import containers
+    if not args.attach:  # in the background, each under a monitor (rootless.engine.monitor), as docker
         from rootless.commands.stop import each
+        from rootless.engine import containers
 
         store = state.Store(ctx.config.data_root)
 

@@ -44,7 +44,8 @@ def _records(config, refs: List[str], all_: bool):
 
 
 def _render(fmt: str, rows: List[Dict[str, str]]) -> str:
-    from rootless import containerstats, gotemplate
+    from rootless.cli import gotemplate
+    from rootless.engine import stats as containerstats
 
     try:
         return gotemplate.format_rows(fmt, rows, containerstats.HEADERS)
@@ -53,7 +54,7 @@ def _render(fmt: str, rows: List[Dict[str, str]]) -> str:
 
 
 def main(args, ctx) -> int:
-    from rootless import containerstats
+    from rootless.engine import stats as containerstats
     from rootless.errors import NotFound
 
     fmt = args.format or getattr(ctx.config, "stats_format", "") or ""

@@ -32,6 +32,6 @@ def each(refs, fn) -> int:
 
 
 def main(args, ctx) -> int:
-    from rootless import containers
+    from rootless.engine import containers
 
     return each(args.containers, lambda ref: containers.stop(ctx.config, ref, args.time, args.signal))

@@ -91,8 +91,8 @@ def df_data(config: Any) -> List[Dict[str, Any]]:
 
 
 def df_main(args, ctx) -> int:
+    from rootless.cli.tabwriter import table as tabwrite
     from rootless.commands.images import format_rows, image_rows
-    from rootless.tabwriter import table as tabwrite
 
     rows = df_data(ctx.config)
     if args.format:

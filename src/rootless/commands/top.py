@@ -13,8 +13,9 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containers, state
-    from rootless.tabwriter import table as tabwrite
+    from rootless import state
+    from rootless.cli.tabwriter import table as tabwrite
+    from rootless.engine import containers
 
     rec = state.Store(ctx.config.data_root).resolve(args.container)
     s = rec["State"]

@@ -68,8 +68,9 @@ def update_one(config, ref: str, changes, restart: Optional[Dict[str, Any]]) -> 
 
 
 def main(args, ctx) -> int:
-    from rootless import containers, limitflags, limits
+    from rootless import limitflags, limits
     from rootless.commands.stop import each
+    from rootless.engine import containers
 
     if not limitflags.given(args) and args.restart is None:
         raise UsageError("you must provide one or more flags when using this command",

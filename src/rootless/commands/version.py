@@ -35,7 +35,7 @@ def data() -> dict:
 def main(args, ctx) -> int:
     d = data()
     if args.format:
-        from rootless import gotemplate
+        from rootless.cli import gotemplate
 
         sys.stdout.write(gotemplate.render(args.format, d) + "\n")
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from rootless.commands import _objects as objects
+from rootless.cli import objects
 from rootless.errors import RootlessError, UsageError
 
 HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE",
@@ -38,7 +38,7 @@ def _parser(sub: str):
 
 
 def main(args, ctx) -> int:
-    from rootless import volumes
+    from rootless.engine import volumes
 
     sub = args.subcommand
     ns = _parser(sub).parse_args(args.rest)
@@ -102,7 +102,7 @@ def main(args, ctx) -> int:
 
 
 def _used(cfg):
-    from rootless import volumes
+    from rootless.engine import volumes
 
     return volumes.in_use(cfg.data_root)
 

@@ -12,8 +12,8 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import containers
     from rootless.cli import render_error
+    from rootless.engine import containers
 
     status = 0
     for ref in args.containers:

@@ -13,7 +13,7 @@ Public API (everything the engine and the OCI runtime CLI use; nothing else is p
   ``ANNOTATION_INIT`` (``"io.rootless.init": "true"`` in spec.annotations: our reaping pid 1).
 - ``runtime.exec.spawn(ExecSpec, ns_paths, on_fork=, on_pid=) -> ExecProcess``: a new process in
   a running container (exec), beside create/start, over the same sync messages.
-  (Relaying a terminal to ``pty_master`` is the face's: rootless.commands.terminal.)
+  (Relaying a terminal to ``pty_master`` is the face's: rootless.cli.terminal.)
 - Lower level, for other namespace helpers: ``runtime.userns.start_child(entry, payload,
   pass_fds)`` (fork, or re-exec when threaded) and ``runtime.userns.wait_status(pid)``.
 

@@ -1,7 +1,7 @@
 """The channel between a foreground container's monitor and the CLI attached to it.
 
 A foreground ``run`` (and ``start -a``) is create + attach + start + wait, as the docker CLI does it
-over the API: the container's monitor (rootless.monitor) owns its stdio (pipes, or the pty with
+over the API: the container's monitor (rootless.engine.monitor) owns its stdio (pipes, or the pty with
 -t) and its json-file log, and copies the streams to the CLI over the pipes made here; the CLI
 copies them to and from its own fds. The container never gets the caller's terminal or files, and
 a CLI that is killed (SIGKILL, a CI job's timeout) leaves the container under its monitor, which

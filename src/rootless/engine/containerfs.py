@@ -60,7 +60,7 @@ def _layers_and_driver(config, rec):
 def in_root(config, rec: st.Record, op: str, kwargs: Dict[str, Any], fds: Tuple[int, ...] = ()) -> Any:
     """Containerfs operation ``_op_<op>(**kwargs)`` in the copy helper, root of the container and
     chrooted in its rootfs; its result, checked against the operation's schema (see copyhelper)."""
-    from rootless import copyhelper
+    from rootless.engine import copyhelper
 
     s = rec.get("State") or {}
     if s.get("Running") and st.is_alive(s):
@@ -445,7 +445,7 @@ def _without_runtime_files(entries: List[Tuple[str, str]]) -> List[Tuple[str, st
 
 
 def diff(config, ref: str) -> List[Tuple[str, str]]:
-    from rootless import copyhelper
+    from rootless.engine import copyhelper
 
     store = st.Store(config.data_root)
     rec = store.resolve(ref)
@@ -718,7 +718,7 @@ def commit(config, ref: str, repo: str = "", changes: Optional[List[str]] = None
 
     ``pause``: freeze the container while its layer is read (docker's default), so that it cannot
     change files under the reader."""
-    from rootless import copyhelper
+    from rootless.engine import copyhelper
     from rootless.image import reference
     from rootless.image.store import ImageStore, LayerRecord
 

@@ -1,7 +1,7 @@
 """docker's HostConfig flags of `run` and `create`: --restart, --log-driver, --log-opt, -v, --mount,
 --volumes-from; the parser's flags and their checking.
 
-Apart from rootless.containers (the lifecycle beyond create/start) so that building and checking
+Apart from rootless.engine.containers (the lifecycle beyond create/start) so that building and checking
 the `run` command line does not import it (start-up time).
 """
 
@@ -82,7 +82,7 @@ def host_config_extras(args, config) -> Tuple[Tuple[str, Any], ...]:
     }
     binds, mounts = [], []
     if getattr(args, "volume", []) or getattr(args, "mount", []):
-        from rootless import volumes  # only when asked (start-up time of `run`)
+        from rootless.engine import volumes  # only when asked (start-up time of `run`)
 
         binds, mounts = volumes.parse_cli(getattr(args, "volume", []), getattr(args, "mount", []))
     out["Binds"] = binds or None

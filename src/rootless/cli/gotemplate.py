@@ -15,8 +15,8 @@ import json
 import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .errors import RootlessError, UsageError
-from .tabwriter import tabwrite
+from rootless.cli.tabwriter import tabwrite
+from rootless.errors import RootlessError, UsageError
 
 HINT = "see the fields with --format '{{json .}}'"
 PARSE_HINT = "fix the --format template (Go text/template syntax, e.g. '{{.ID}}')"

@@ -401,7 +401,7 @@ def create(config, opts: CreateOptions, *, reporter: Reporter, out=None) -> st.R
         rec["GraphDriver"]["Data"] = {"UpperDir": drv.upper_dir(cid)}
         hc = rec["HostConfig"]
         if hc.get("Binds") or hc.get("Mounts") or hc.get("VolumesFrom") or icfg.get("Volumes"):
-            from rootless import volumes
+            from rootless.engine import volumes
 
             rec["Mounts"] = volumes.prepare(config, rec, icfg, layers, driver_choice.fmt)
         store.save(rec, durable=not opts.auto_remove)
@@ -615,7 +615,7 @@ def finish(config, store: st.Store, rec: st.Record, code: int, error: str, clean
         if rec["HostConfig"].get("AutoRemove"):
             remove(config, rec["Id"], force=True, store=store, rec=rec, reporter=reporter)
             if rec.get("Mounts"):  # docker's --rm takes the anonymous volumes too
-                from rootless import volumes
+                from rootless.engine import volumes
 
                 volumes.remove_anonymous(config, rec)
         elif os.path.isdir(store.dir(rec["Id"])):  # not removed meanwhile (`rm -f`)
@@ -698,8 +698,8 @@ def _spawn(config, store: st.Store, rec: st.Record, stdio, ids, reporter: Report
         layers = layer_paths(config, image, drv.fmt)
         plan = drv.prepare(cid, layers, volatile=bool(rec["HostConfig"].get("AutoRemove")))
         spec = build_spec(config, rec, plan.rootfs, lambda p: drv.read_file(cid, layers, p), ids)
-        if rec.get("Mounts"):  # volumes and binds (rootless.volumes), after the spec's own mounts
-            from rootless import volumes
+        if rec.get("Mounts"):  # volumes and binds (rootless.engine.volumes), after the spec's own mounts
+            from rootless.engine import volumes
 
             volumes.check_sources(rec["Mounts"])
             spec["mounts"] = list(spec["mounts"]) + volumes.spec_mounts(rec["Mounts"])

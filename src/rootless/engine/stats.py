@@ -131,7 +131,7 @@ def sample(rec: st.Record, proc: str = "/proc", cgroup_root: str = "/sys/fs/cgro
     if cg is not None:
         pids: Optional[int] = cg.pids_current
     else:
-        from rootless.containers import container_pids
+        from rootless.engine.containers import container_pids
 
         try:
             pids = len(container_pids(pid, proc))

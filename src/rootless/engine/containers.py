@@ -1,7 +1,7 @@
 """Container lifecycle beyond create/start/rm: detach, stop, kill, wait, rename, ps rows, inspect, top.
 
 The engine's layer (it may use engine, state, logs, monitor). A detached container's parent is its
-monitor (rootless.monitor); the CLI commands here only signal processes and read or update records,
+monitor (rootless.engine.monitor); the CLI commands here only signal processes and read or update records,
 under the container's lock where a record is changed, and never while waiting for an exit (the
 monitor needs that lock to record it).
 """
@@ -15,8 +15,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from rootless import state as st
+from rootless.engine.hostflags import parse_log_config, parse_restart  # noqa: F401  (callers of containers.*)
 from rootless.errors import NotFound, RootlessError, UsageError
-from rootless.hostflags import parse_log_config, parse_restart  # noqa: F401  (callers of containers.*)
 from rootless.procs import parse_signal  # noqa: F401  (callers of containers.*)
 from rootless.units import human_duration, human_size
 
@@ -28,7 +28,7 @@ PRIVATE_STATE = ("PidStartTime", "MonitorPid", "MonitorStartTime")
 
 def start_detached(config, config_file: Optional[str], store: st.Store, rec: st.Record) -> str:
     """Start ``rec`` under a monitor; return once it runs (or raise why it did not)."""
-    from rootless import monitor
+    from rootless.engine import monitor
 
     with store.lock(rec["Id"]):
         cur = store.load(rec["Id"])
@@ -44,7 +44,7 @@ def start_all_restart(config, config_file: Optional[str]) -> int:
     import sys
 
     from rootless.cli import render_error
-    from rootless.monitor import STOP_MARKER
+    from rootless.engine.monitor import STOP_MARKER
 
     store = st.Store(config.data_root)
     status = 0
@@ -109,7 +109,7 @@ def _name(rec: st.Record) -> str:
 
 
 def _mark_stop(store: st.Store, cid: str) -> None:
-    from rootless.monitor import STOP_MARKER
+    from rootless.engine.monitor import STOP_MARKER
 
     try:
         with open(store.path(cid, STOP_MARKER), "w"):

@@ -1,5 +1,5 @@
 """The monitor: the parent of every container (``run -d``, ``start``; and a foreground ``run`` or
-``start -a``, whose CLI attaches to it through ``rootless.attach`` and can be killed without
+``start -a``, whose CLI attaches to it through ``rootless.engine.attach`` and can be killed without
 orphaning the container: the monitor still records the exit code and removes an --rm container).
 
 One small process per container, started by the CLI as a re-exec of the same Python with our
@@ -271,7 +271,7 @@ def watch(w: Dict[str, Any], started=None, attach=None) -> int:
     ctl = None
     master = next(iter(fds)) if attach is not None and attach.tty and fds else None
     if attach is not None:
-        from rootless import attach as am
+        from rootless.engine import attach as am
 
         if "inp" in attach.mon:
             if master is not None:
@@ -442,7 +442,7 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
             cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
             engine.remove(cfg, cid, force=True, store=store, rec=r, reporter=_LOG)
             if r.get("Mounts"):
-                from rootless import volumes
+                from rootless.engine import volumes
 
                 volumes.remove_anonymous(cfg, r)  # docker's --rm takes them too
             return 0
@@ -485,7 +485,7 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
             cfg = w.get("cfg") or cfgmod.load(w["config_file"] or None)
             engine.remove(cfg, cid, force=True, store=store, reporter=_LOG)
             if rec.get("Mounts"):
-                from rootless import volumes
+                from rootless.engine import volumes
 
                 volumes.remove_anonymous(cfg, rec)  # docker's --rm takes them too
         except RootlessError as e:
@@ -553,14 +553,14 @@ def watch_main(arg: str) -> int:
 BOOT = (
     "import sys,json\n"
     "sys.path[:]=json.loads(sys.argv[1])\n"
-    "from rootless.monitor import main\n"
+    "from rootless.engine.monitor import main\n"
     "raise SystemExit(main(sys.argv[2:]))\n"
 )
 # After the start: ``python -S -c WATCH_BOOT <sys.path json> <watch state json>`` (same pid).
 WATCH_BOOT = (
     "import sys,json\n"
     "sys.path[:]=json.loads(sys.argv[1])\n"
-    "from rootless.monitor import watch_main\n"
+    "from rootless.engine.monitor import watch_main\n"
     "raise SystemExit(watch_main(sys.argv[2]))\n"
 )
 

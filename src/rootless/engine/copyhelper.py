@@ -45,7 +45,7 @@ _BOOT = (
     "sys.path[:]=json.loads(f.readline())\n"
     "req=pickle.load(f)\n"
     "f.close()\n"
-    "from rootless.copyhelper import child_main\n"
+    "from rootless.engine.copyhelper import child_main\n"
     "child_main(req)\n"
 )
 
@@ -220,7 +220,7 @@ def _warm_up() -> None:
     import tarfile
     import tempfile
 
-    from rootless import containerfs  # noqa: F401
+    from rootless.engine import containerfs  # noqa: F401
 
     for mod in ("encodings.ascii", "encodings.latin_1", "encodings.utf_8"):
         __import__(mod)
@@ -312,7 +312,7 @@ def child_main(req: Dict[str, Any]) -> None:
             _harden(req["ppid"])
             _no_nss()
             _warm_up()
-            from rootless import containerfs
+            from rootless.engine import containerfs
 
             fn = getattr(containerfs, "_op_" + req["op"])
             mode = req["mode"]

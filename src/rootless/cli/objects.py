@@ -74,7 +74,7 @@ def print_rows(rows: List[Info], ns, quiet_key: str, default_format: str, header
     if ns.quiet:
         sys.stdout.write("".join(r[quiet_key] + "\n" for r in rows))
         return 0
-    from rootless import gotemplate
+    from rootless.cli import gotemplate
 
     sys.stdout.write(gotemplate.format_rows(ns.format or default_format, rows, headers))
     return 0
