@@ -466,5 +466,5 @@ def test_module_imports_only_light_stdlib() -> None:
     code = ("import sys; import rootless.cli.gotemplate; print(sorted(m for m in sys.modules if m.split('.')[0] "
             "in ('requests', 'pyroute2', 'tomli', 'unicodedata', 'dataclasses')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(__import__("pathlib").Path(gotemplate.__file__).parents[1])})
+                         env={"PYTHONPATH": str(__import__("pathlib").Path(gotemplate.__file__).parents[2])})
     assert out.stdout.strip() == "[]"

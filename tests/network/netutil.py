@@ -20,7 +20,11 @@ def new_netns(prefix: Sequence[str] = ()) -> subprocess.Popen:
     own = os.stat("/proc/self/ns/net").st_ino
     while time.monotonic() < deadline:
         try:
-            if os.stat(f"/proc/{p.pid}/ns/net").st_ino != own:
+            # unshare writes the uid map after it made the namespaces: until it runs sleep, an
+            # nsenter could join a user namespace with no map yet (EPERM under load)
+            with open(f"/proc/{p.pid}/comm") as f:
+                ran = f.read().strip() == "sleep"
+            if ran and os.stat(f"/proc/{p.pid}/ns/net").st_ino != own:
                 return p
         except OSError:
             pass

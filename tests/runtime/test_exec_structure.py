@@ -46,7 +46,7 @@ def test_nothing_outside_the_runtime_calls_its_private_functions():
 
 
 def test_exec_lives_in_the_runtime_not_in_the_engine():
-    text = open(os.path.join(SRC, "containers.py")).read()
+    text = open(os.path.join(SRC, "engine", "containers.py")).read()
     assert "SimpleNamespace" not in text
     assert "setns" not in text and "os.fork" not in text and "execve" not in text
 
