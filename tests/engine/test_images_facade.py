@@ -28,8 +28,11 @@ def test_import_is_cheap():
     import subprocess
     import sys
 
+    import rootless
+
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(rootless.__file__)))
     code = "import sys, rootless.engine.images; print(sorted(m for m in sys.modules if m.startswith('rootless')))"
-    out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
     assert out.strip() == "['rootless', 'rootless.engine', 'rootless.engine.images', 'rootless.errors']"
 
 

@@ -67,6 +67,7 @@ def test_store_record_status_and_delete(tmp_path):
     # a damaged state file is an error that names it; the list skips it
     store.reserve("c2")
     (tmp_path / "root" / "c2" / "state.json").write_text("{")
-    with pytest.raises(RootlessError, match="the state is damaged"):
+    with pytest.raises(RootlessError, match="read state of container `c2`") as e:
         store.load("c2")
+    assert "the state is damaged" in e.value.hint
     assert ocistate.containers(store) == []
