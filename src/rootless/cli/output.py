@@ -35,9 +35,16 @@ def short_id(image_id: str, no_trunc: bool = False) -> str:
     return image_id if no_trunc else image_id[7:19]
 
 
+def since(created: str) -> str:
+    """A CREATED column: ``2 weeks ago`` (docker's go-units), ``N/A`` when there is no time."""
+    from rootless.image.progress import since as since_
+
+    return since_(created)
+
+
 def image_row(row: Any, no_trunc: bool = False) -> Dict[str, Any]:
     """One ``rootless images`` row (an engine.images.ImageRow) as the --format fields docker has."""
-    from rootless.image.progress import human_size, since
+    from rootless.units import human_size
 
     return {
         "ID": short_id(row.id, no_trunc),
@@ -62,7 +69,7 @@ def delete_lines(items: Iterable[Any]) -> str:
 def prune_text(report: Any) -> str:
     """``Deleted Images:`` with docker's lowercase ``untagged:``/``deleted:`` lines, then the
     ``Total reclaimed space`` line (an engine.images.PruneReport)."""
-    from rootless.image.progress import human_size
+    from rootless.units import human_size
 
     out = ""
     if report.deleted:

@@ -24,7 +24,8 @@ def ellipsis(text: str, n: int) -> str:
 
 def history_rows(entries, no_trunc: bool = False, human: bool = True) -> List[Dict[str, Any]]:
     """The --format fields of each engine.images.HistoryEntry (newest first)."""
-    from rootless.image.progress import human_size, since
+    from rootless.cli.output import since
+    from rootless.units import human_size
 
     return [{
         "ID": e.id if no_trunc or e.id == "<missing>" else e.id[7:19],

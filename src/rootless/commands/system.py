@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, Dict, List
 
@@ -29,7 +28,7 @@ DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size":
 
 def df_rows(lines) -> List[Dict[str, Any]]:
     """engine.system.UsageLine items as docker's --format fields (sizes human, reclaimable with %)."""
-    from rootless.image.progress import human_size
+    from rootless.units import human_size
 
     def pct(part: int, whole: int) -> str:
         if whole <= 0:
@@ -101,28 +100,17 @@ def main(args, ctx) -> int:
 
 def warm_main(args) -> int:
     """`system warm [status|stop]`: the per-user server of rootless/warm.py."""
-    import signal
-    import time
+    from rootless.engine import system
 
-    from rootless import warm
-
-    root = warm.exec_root()
-    servers = warm.running_servers(root) if root else []
+    enabled, servers = system.warm_servers()
     if args.action == "status":
-        if not warm.enabled():
+        if not enabled:
             sys.stdout.write("Warm server: off (ROOTLESS_WARM=0)\n")
         if not servers:
             sys.stdout.write("Warm server: not running (the next container command starts it)\n")
         for pid, sock in servers:
             sys.stdout.write(f"Warm server: running, pid {pid}, socket {sock}\n")
         return 0
-    for pid, _ in servers:
-        try:
-            os.kill(pid, signal.SIGTERM)  # it stops taking commands; the running ones finish
-        except OSError:
-            pass
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(warm.server_alive(pid) for pid, _ in servers):
-        time.sleep(0.05)
-    sys.stdout.write(f"stopped {len(servers)} warm server{'s' if len(servers) != 1 else ''}\n")
+    n = system.stop_warm_servers(servers)
+    sys.stdout.write(f"stopped {n} warm server{'s' if n != 1 else ''}\n")
     return 0

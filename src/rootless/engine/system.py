@@ -157,3 +157,33 @@ def logout(server: Optional[str]) -> Tuple[bool, str]:
     from rootless.image import auth
 
     return bool(auth.remove_credentials(server_host(server))), server or auth.DOCKER_HUB_KEY
+
+
+# --- the warm server (rootless/warm.py) -----------------------------------------------------------------
+
+
+def warm_servers() -> Tuple[bool, List[Tuple[int, str]]]:
+    """Whether the warm server is enabled (ROOTLESS_WARM), and the (pid, socket) of those running."""
+    from rootless import warm
+
+    root = warm.exec_root()
+    return warm.enabled(), (warm.running_servers(root) if root else [])
+
+
+def stop_warm_servers(servers: List[Tuple[int, str]], timeout: float = 30) -> int:
+    """SIGTERM each (it stops taking commands; the running ones finish), then wait up to ``timeout``
+    seconds for them to exit; how many there were."""
+    import signal
+    import time
+
+    from rootless import warm
+
+    for pid, _ in servers:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(warm.server_alive(pid) for pid, _ in servers):
+        time.sleep(0.05)
+    return len(servers)
