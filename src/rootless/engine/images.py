@@ -256,27 +256,42 @@ def history(config: Any, name: str) -> List[HistoryEntry]:
 # --- registry: pull, push ----------------------------------------------------------------------------
 
 
+class _Discard:
+    """Where progress goes when the caller gives no stream: nowhere (the engine never prints)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
 def pull(config: Any, name: str, *, platform: Optional[str] = None, quiet: bool = False,
          out: Optional[IO[str]] = None, all_tags: bool = False) -> str:
-    """Pull ``name`` into the store, progress written to ``out``; returns the full reference pulled."""
+    """Pull ``name`` into the store, progress written to ``out`` (none without it); returns the full
+    reference pulled."""
     from rootless.image import pull as pull_
     from rootless.image import reference
 
     if all_tags:
         raise UsageError("pull --all-tags: not supported", "pull each tag by name")
     ref = reference.parse(name).with_default_tag()
-    pull_.pull(config, name, platform=platform, quiet=quiet, out=out)
+    pull_.pull(config, name, platform=platform, quiet=quiet, out=out if out is not None else _Discard())
     return str(ref)
 
 
 def push(config: Any, name: str, *, quiet: bool = False, out: Optional[IO[str]] = None,
          all_tags: bool = False) -> str:
-    """Push NAME[:TAG] from the store, progress written to ``out``; returns the manifest digest."""
+    """Push NAME[:TAG] from the store, progress written to ``out`` (none without it); returns the
+    manifest digest."""
     from rootless.image import push as push_
 
     if all_tags:
         raise UsageError("push --all-tags: not supported", "push each tag by name")
-    return push_.push(config, name, quiet=quiet, out=out)
+    return push_.push(config, name, quiet=quiet, out=out if out is not None else _Discard())
 
 
 # --- tag, remove, prune ------------------------------------------------------------------------------
