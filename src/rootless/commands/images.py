@@ -26,7 +26,7 @@ def main(args, ctx) -> int:
     from rootless.engine import images
 
     filters = images.parse_filters(args.filter, images.LIST_FILTERS)
-    rows = [image_row(r, args.no_trunc) for r in images.list_images(ctx.config, filters, args.repository)]
+    rows = [image_row(r, args.no_trunc) for r in images.list_images(ctx.config, filters, args.repository, args.all)]
     if args.quiet:
         seen = []
         for r in rows:

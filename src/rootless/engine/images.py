@@ -113,10 +113,11 @@ def get(config: Any, name: str):
 
 
 def list_images(config: Any, filters: Optional[Mapping[str, List[str]]] = None,
-                repository: Optional[str] = None) -> List[ImageRow]:
+                repository: Optional[str] = None, all_images: bool = False) -> List[ImageRow]:
     """The rows of ``images``: filters are {dangling: [bool text], reference: [glob]} (see
     parse_filters); ``repository`` is REPOSITORY[:TAG]. There are no intermediate images here, so
-    docker's ``--all`` changes nothing."""
+    ``all_images`` (docker's ``--all``) changes nothing."""
+    del all_images
     filters = filters or {}
     rows: List[ImageRow] = []
     dangling_f = _bool_filter(filters["dangling"], "dangling") if "dangling" in filters else None
