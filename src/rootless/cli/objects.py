@@ -1,8 +1,8 @@
 """What `rootless network` and `rootless volume` share: a SUBCOMMAND + rest command line, the ls
 flags and output (filters, --quiet, --format), inspect, rm and prune, each object by name.
 
-Each command keeps its own messages and filters; this module only runs the loops, so the outputs
-of both stay Docker's.
+Each command keeps its own messages; the filters are matched by the engine (engine/filters.py);
+this module only runs the loops, so the outputs of both stay Docker's.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from rootless.errors import RootlessError, UsageError
+from rootless.errors import RootlessError
 
 Info = Dict[str, Any]
 
@@ -39,29 +39,6 @@ def add_inspect_flags(p) -> None:
 
 
 # --- ls ----------------------------------------------------------------------------------------------
-
-
-def has_label(info: Info, want: str) -> bool:
-    """``label=KEY`` or ``label=KEY=VALUE``."""
-    k, sep, v = want.partition("=")
-    labels = info.get("Labels") or {}
-    return k in labels and (not sep or labels[k] == v)
-
-
-def matches(info: Info, filters: Iterable[str], tests: Dict[str, Callable[[Info, str], bool]],
-            unknown: Callable[[str, str], UsageError], no_value: Optional[Callable[[str], UsageError]] = None) -> bool:
-    """Whether ``info`` passes every ``--filter KEY=VALUE`` (``tests[KEY](info, VALUE)``). A filter
-    with no ``=`` raises ``no_value(filter)`` when given; an unknown key ``unknown(filter, key)``."""
-    for f in filters:
-        key, sep, val = f.partition("=")
-        if not sep and no_value is not None:
-            raise no_value(f)
-        test = tests.get(key)
-        if test is None:
-            raise unknown(f, key)
-        if not test(info, val):
-            return False
-    return True
 
 
 def labels_text(info: Info) -> str:

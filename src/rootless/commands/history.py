@@ -22,46 +22,28 @@ def ellipsis(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def history_rows(img, no_trunc: bool = False, human: bool = True) -> List[Dict[str, Any]]:
-    """Newest first, as docker: one row per history entry; layer sizes for non-empty layers."""
-    from rootless.image.progress import human_size, since
+def history_rows(entries, no_trunc: bool = False, human: bool = True) -> List[Dict[str, Any]]:
+    """The --format fields of each engine.images.HistoryEntry (newest first)."""
+    from rootless.cli.output import since
+    from rootless.units import human_size
 
-    hist = list(img.config.get("history") or [])
-    if not hist:
-        hist = [{"created": img.created, "created_by": ""} for _ in img.layers]
-    sizes = [max(layer.uncompressed_size, 0) for layer in img.layers]
-    rows = []
-    li = 0
-    for h in hist:
-        size = 0
-        if not h.get("empty_layer"):
-            size = sizes[li] if li < len(sizes) else 0
-            li += 1
-        created = str(h.get("created") or "")
-        by = str(h.get("created_by") or "")
-        rows.append({
-            "ID": "<missing>",
-            "CreatedSince": since(created) if human else created,
-            "CreatedAt": created,
-            "CreatedBy": by if no_trunc else ellipsis(by.replace("\t", " "), 45),
-            "Size": human_size(size) if human else str(size),
-            "Comment": str(h.get("comment") or ""),
-        })
-    rows.reverse()
-    if rows:
-        rows[0]["ID"] = img.id if no_trunc else img.id[7:19]
-    return rows
+    return [{
+        "ID": e.id if no_trunc or e.id == "<missing>" else e.id[7:19],
+        "CreatedSince": since(e.created) if human else e.created,
+        "CreatedAt": e.created,
+        "CreatedBy": e.created_by if no_trunc else ellipsis(e.created_by.replace("\t", " "), 45),
+        "Size": human_size(e.size) if human else str(e.size),
+        "Comment": e.comment,
+    } for e in entries]
 
 
 def main(args, ctx) -> int:
+    from rootless.cli.output import format_rows
     from rootless.cli.tabwriter import table as tabwrite
-    from rootless.commands.images import HEADERS as _unused  # noqa: F401
-    from rootless.commands.images import format_rows
-    from rootless.image.store import ImageStore
+    from rootless.engine import images
 
-    img = ImageStore(ctx.config.data_root).require(args.image)
     human = str(args.human).lower() not in ("false", "0")
-    rows = history_rows(img, args.no_trunc, human)
+    rows = history_rows(images.history(ctx.config, args.image), args.no_trunc, human)
     if args.quiet:
         sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
         return 0

@@ -10,10 +10,9 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import sysinfo
+    from rootless.engine import system
 
-    d = sysinfo.gather(ctx.config)
-    warnings = d.pop("_warnings")
+    d, warnings = system.info(ctx.config)
     if args.format:
         if args.format == "json":
             import json
@@ -24,7 +23,7 @@ def main(args, ctx) -> int:
 
             sys.stdout.write(gotemplate.render(args.format, d) + "\n")
         return 0
-    from rootless import __version__
+    from rootless import __version__, sysinfo
 
     sys.stdout.write(f"Client:\n Version: {__version__}\n Context: rootless\n Debug Mode: {str(ctx.debug).lower()}\n\n")
     sys.stdout.write(sysinfo.render_text(d))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 
-from rootless.errors import RootlessError, UsageError
+from rootless.errors import UsageError
 
 
 def add_arguments(p) -> None:
@@ -16,28 +13,15 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.image import archive
+    from rootless.engine import images
 
-    path = args.input
-    tmp = None
-    if not path:
+    if args.input:
+        lines = images.load(ctx.config, args.input)
+    else:
         if sys.stdin.isatty():
             raise UsageError("load: requested load from stdin, but stdin is empty",
                              "use -i FILE, or pipe an archive in: `rootless load < file.tar`")
-        # tar members are read in any order: spool stdin to a file first
-        d = os.path.join(ctx.config.data_root, "image", "tmp")
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix="load-", suffix=".tar", dir=d)
-        with os.fdopen(fd, "wb") as f:
-            shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
-        path = tmp
-    elif not os.path.exists(path):
-        raise RootlessError(f"load `{path}`: no such file", "check the path given with -i")
-    try:
-        lines = archive.load(ctx.config, path)
-    finally:
-        if tmp:
-            os.unlink(tmp)
+        lines = images.load(ctx.config, stream=sys.stdin.buffer)
     if not args.quiet:
         sys.stdout.write("".join(line + "\n" for line in lines))
     return 0

@@ -14,22 +14,9 @@ def add_arguments(p) -> None:
     p.add_argument("--password-stdin", action="store_true", help="Take the password from stdin")
 
 
-def server_host(server) -> str:
-    from rootless.image import auth
-
-    if not server:
-        return "docker.io"
-    host = auth.hostname_of(server)
-    if host in ("index.docker.io", "registry-1.docker.io", "docker.io"):
-        return "docker.io"
-    return host
-
-
 def main(args, ctx) -> int:
-    from rootless.image import auth
-    from rootless.image.registry import RegistryClient
+    from rootless.engine import system
 
-    host = server_host(args.server)
     username = args.username
     password = args.password
     if args.password_stdin:
@@ -54,12 +41,6 @@ def main(args, ctx) -> int:
             password = getpass.getpass("Password: ")
     if not username:
         raise UsageError("login: the username is empty", "give -u USER")
-    creds = (username, password or "")
-    client = RegistryClient(ctx.config, host, "", credentials=lambda h: creds, what=host)
-    client.verb = "log in to"
-    ep = client.endpoints[-1]
-    client.login_check(ep)
-    path = auth.store_credentials(host, username, password or "")
-    del path
+    system.login(ctx.config, args.server, username, password or "")
     sys.stdout.write("Login Succeeded\n")
     return 0

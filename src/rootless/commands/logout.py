@@ -10,12 +10,10 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.commands.login import server_host
-    from rootless.image import auth
+    from rootless.engine import system
 
-    host = server_host(args.server)
-    shown = args.server or auth.DOCKER_HUB_KEY
-    if auth.remove_credentials(host):
+    removed, shown = system.logout(args.server)
+    if removed:
         sys.stdout.write(f"Removing login credentials for {shown}\n")
     else:
         sys.stdout.write(f"Not logged in to {shown}\n")

@@ -1,4 +1,5 @@
-"""rootless network: create, ls, inspect, rm, prune, connect and disconnect user-defined networks.
+"""rootless network: create, ls, inspect, rm, prune, connect and disconnect user-defined networks
+(through rootless.engine.networks).
 
 The predefined networks are listed too: ``slirp4netns`` (the default; ``bridge`` is accepted as
 its alias by --network, but it is listed under its real name because, unlike docker's bridge, its
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from rootless.cli import objects
-from rootless.errors import RootlessError, UsageError
+from rootless.errors import UsageError
 
 HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Labels": "LABELS",
            "Internal": "INTERNAL", "CreatedAt": "CREATED AT"}
@@ -50,59 +51,19 @@ def _parser(sub: str):
     return p
 
 
-def _all(cfg):
-    from rootless.network import usernet
-
-    out = [usernet.predefined_dict(n, d) for n, d in usernet.PREDEFINED]
-    return out + [usernet.inspect_dict(n) for n in usernet.load_all(cfg.data_root)]
-
-
-FILTERS = {
-    "name": lambda info, v: v in info["Name"],
-    "id": lambda info, v: info["Id"].startswith(v),
-    "driver": lambda info, v: info["Driver"] == v,
-    "label": objects.has_label,
-}
-
-
-def _match(info, filters) -> bool:
-    return objects.matches(
-        info, filters, FILTERS,
-        unknown=lambda f, key: UsageError(f"parse filter `{f}`: unknown filter `{key}`",
-                                          "use name=, id=, driver= or label="),
-        no_value=lambda f: UsageError(f"parse filter `{f}`: expected key=value", "e.g. --filter name=mynet"),
-    )
-
-
-def _container(cfg, ref: str):
-    from rootless import state
-
-    rec = state.Store(cfg.data_root).resolve(ref)
-    s = rec.get("State") or {}
-    if not (s.get("Running") and state.is_alive(s)):
-        raise RootlessError(f"find container `{ref}`: it is not running",
-                            "start it first; a stopped container joins its networks when it starts", exit_code=1)
-    return rec
-
-
 def main(args, ctx) -> int:
-    from rootless.network import usernet
+    from rootless.engine import networks
 
     sub = args.subcommand
     ns = _parser(sub).parse_args(args.rest)
     cfg = ctx.config
     if sub == "create":
-        if ns.driver != "bridge":
-            raise UsageError(f"use network driver `{ns.driver}`: not supported", "use the bridge driver (the default)")
-        net = usernet.create(cfg.data_root, ns.name, subnet=ns.subnet, gateway=ns.gateway, internal=ns.internal,
-                             labels=usernet.parse_labels(ns.label))
-        sys.stdout.write(net["Id"] + "\n")
+        spec = networks.NetworkSpec.from_cli(ns.name, ns.driver, ns.subnet, ns.gateway, ns.internal, ns.label)
+        sys.stdout.write(networks.create(cfg, spec)["Id"] + "\n")
         return 0
     if sub in ("ls", "list"):
         rows = []
-        for info in _all(cfg):
-            if not _match(info, ns.filter):
-                continue
+        for info in networks.list_networks(cfg, ns.filter):
             row = dict(info)
             row["ID"] = info["Id"] if ns.no_trunc else info["Id"][:12]
             row["CreatedAt"] = info["Created"]
@@ -110,50 +71,18 @@ def main(args, ctx) -> int:
             rows.append(row)
         return objects.print_rows(rows, ns, "ID", "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", HEADERS)
     if sub == "inspect":
-        known = {i["Name"]: i for i in _all(cfg)}
-
-        def get(name):
-            info = known.get(name)
-            if info is None:
-                n = usernet.find(cfg.data_root, name)
-                info = usernet.inspect_dict(n) if n else None
-            if info is None:
-                raise RootlessError(f"inspect network `{name}`: no such network")
-            return info
-
-        return objects.inspect_each(ns.names, get, ns.format)
+        return objects.inspect_each(ns.names, lambda name: networks.inspect(cfg, name), ns.format)
     if sub in ("rm", "remove"):
-
-        def remove(name):
-            if name in dict(usernet.PREDEFINED) or name in usernet.RESERVED:
-                raise RootlessError(f"remove network `{name}`: it is a predefined network", "it cannot be removed",
-                                    exit_code=1)
-            if ns.force and usernet.find(cfg.data_root, name) is None:
-                return None
-            return usernet.remove(cfg.data_root, cfg.exec_root, name)
-
-        return objects.remove_each(ns.names, remove)
+        return objects.remove_each(ns.names, lambda name: networks.remove(cfg, name, ns.force))
     if sub == "prune":
-        from rootless.commands.image import confirm
+        from rootless.cli.output import confirm
 
         if not confirm("WARNING! This will remove all custom networks not used by at least one container.", ns.force):
             return 0
-        objects.print_deleted("Networks", usernet.prune(cfg.data_root, cfg.exec_root))
+        objects.print_deleted("Networks", networks.prune(cfg))
         return 0
-    # connect / disconnect
-    net = usernet.get(cfg.data_root, ns.network)
-    rec = _container(cfg, ns.container)
-    cname = (rec.get("Name") or "").lstrip("/")
     if sub == "connect":
-        usernet.attach(cfg.data_root, cfg.exec_root, net["Id"], int(rec["State"]["Pid"]), container_id=rec["Id"],
-                       name=cname, hostname=(rec.get("Config") or {}).get("Hostname") or "",
-                       hosts_path=rec.get("HostsPath") or "")
-        return 0
-    if rec["Id"] not in usernet.live_containers(net):
-        raise RootlessError(f"disconnect container `{cname}` from network `{net['Name']}`: it is not connected",
-                            "see `rootless network inspect " + net["Name"] + "`", exit_code=1)
-    problems = usernet.release(cfg.data_root, cfg.exec_root, rec["Id"], net_ref=net["Id"])
-    if problems:
-        raise RootlessError(f"disconnect container `{cname}` from network `{net['Name']}`: {problems[0]}",
-                            "see `rootless network inspect " + net["Name"] + "`")
+        networks.connect(cfg, ns.network, ns.container)
+    else:
+        networks.disconnect(cfg, ns.network, ns.container, ns.force)
     return 0

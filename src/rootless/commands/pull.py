@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from rootless.errors import UsageError
-
 
 def add_arguments(p) -> None:
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]", help="The image to pull")
@@ -15,11 +13,9 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.image import pull, reference
+    from rootless.engine import images
 
-    if args.all_tags:
-        raise UsageError("pull --all-tags: not supported", "pull each tag by name")
-    ref = reference.parse(args.name).with_default_tag()
-    pull.pull(ctx.config, args.name, platform=args.platform, quiet=args.quiet, out=sys.stdout)
-    sys.stdout.write(str(ref) + "\n")
+    ref = images.pull(ctx.config, args.name, platform=args.platform, quiet=args.quiet, out=sys.stdout,
+                      all_tags=args.all_tags)
+    sys.stdout.write(ref + "\n")
     return 0

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from rootless.errors import UsageError
-
 
 def add_arguments(p) -> None:
     p.add_argument("name", metavar="NAME[:TAG]", help="The image to push")
@@ -14,9 +12,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.image import push
+    from rootless.engine import images
 
-    if args.all_tags:
-        raise UsageError("push --all-tags: not supported", "push each tag by name")
-    push.push(ctx.config, args.name, quiet=args.quiet, out=sys.stdout)
+    images.push(ctx.config, args.name, quiet=args.quiet, out=sys.stdout, all_tags=args.all_tags)
     return 0

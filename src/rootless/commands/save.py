@@ -13,15 +13,15 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.image import archive
+    from rootless.engine import images
 
     if not args.output and sys.stdout.isatty():
         raise UsageError("save: refusing to write the archive to a terminal",
                          "use -o FILE, or redirect the output: `rootless save IMAGE > file.tar`")
     if args.output:
-        archive.save(ctx.config, args.images, args.output)
+        images.save(ctx.config, args.images, args.output)
     else:
         sys.stdout.flush()
-        archive.save(ctx.config, args.images, None, stdout=sys.stdout.buffer)
+        images.save(ctx.config, args.images, stream=sys.stdout.buffer)
         sys.stdout.buffer.flush()
     return 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rootless.errors import UsageError
-
 
 def add_arguments(p) -> None:
     p.add_argument("source", metavar="SOURCE_IMAGE[:TAG]")
@@ -11,14 +9,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.image import reference
-    from rootless.image.store import ImageStore
+    from rootless.engine import images
 
-    store = ImageStore(ctx.config.data_root)
-    img = store.require(args.source)
-    target = reference.parse(args.target)
-    if target.digest:
-        raise UsageError(f"tag `{args.target}`: refusing to create a tag with a digest reference",
-                         "a tag is NAME[:TAG]; digests come from the registry")
-    store.tag(img.id, str(target.with_default_tag()))
+    images.tag(ctx.config, args.source, args.target)
     return 0

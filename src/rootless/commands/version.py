@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import platform
 import sys
-
-from rootless import API_VERSION, __version__
 
 
 def add_arguments(p) -> None:
     p.add_argument("-f", "--format", help="Format the output using the given Go template")
 
 
-def data() -> dict:
-    return {
-        "Client": {
-            "Version": __version__,
-            "ApiVersion": API_VERSION,
-            "PythonVersion": platform.python_version(),
-            "Os": sys.platform,
-            "Arch": platform.machine(),
-        },
-        "Server": {
-            "Version": __version__,
-            "ApiVersion": API_VERSION,
-            "MinAPIVersion": "1.24",
-            "KernelVersion": platform.release(),
-            "Os": "linux",
-            "Arch": platform.machine(),
-        },
-    }
-
-
 def main(args, ctx) -> int:
-    d = data()
+    from rootless.engine import system
+
+    d = system.version()
     if args.format:
         from rootless.cli import gotemplate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from rootless.cli import objects
-from rootless.errors import RootlessError, UsageError
+from rootless.errors import UsageError
 
 HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE",
            "Labels": "LABELS", "CreatedAt": "CREATED AT"}
@@ -43,75 +43,28 @@ def main(args, ctx) -> int:
     sub = args.subcommand
     ns = _parser(sub).parse_args(args.rest)
     cfg = ctx.config
-    vs = volumes.VolumeStore(cfg.data_root)
     if sub == "create":
-        if ns.driver != "local":
-            raise UsageError(f"use volume driver `{ns.driver}`: not supported", "use the local driver")
-        if ns.opt:
-            raise UsageError("use volume options: not supported by the local driver here", "drop -o")
-        labels = {}
-        for item in ns.label:
-            k, _, v = item.partition("=")
-            labels[k] = v
-        name, _ = vs.create(volumes.check_name(ns.name) if ns.name else None, labels=labels)
-        sys.stdout.write(name + "\n")
+        spec = volumes.VolumeSpec.from_cli(ns.name, ns.driver, ns.label, ns.opt)
+        sys.stdout.write(volumes.create_volume(cfg, spec)["Name"] + "\n")
         return 0
     if sub in ("ls", "list"):
-        used = _used(cfg)
-        rows = []
-        for name in vs.names():
-            info = vs.inspect(name)
-            if not _match(info, ns.filter, used):
-                continue
-            info = dict(info)
-            info["Labels"] = objects.labels_text(info)
-            rows.append(info)
+        rows = [dict(info, Labels=objects.labels_text(info)) for info in volumes.list_volumes(cfg, ns.filter)]
         return objects.print_rows(rows, ns, "Name", "table {{.Driver}}\t{{.Name}}", HEADERS)
     if sub == "inspect":
-        return objects.inspect_each(ns.names, vs.inspect, ns.format)
+        return objects.inspect_each(ns.names, lambda name: volumes.inspect_volume(cfg, name), ns.format)
     if sub in ("rm", "remove"):
-        used = _used(cfg)
 
         def remove(name):
-            if name in used:
-                raise RootlessError(f"remove volume `{name}`: volume is in use by container "
-                                    f"`{used[name][0][:12]}`", "remove the container first", exit_code=1)
-            vs.remove(name)
+            volumes.remove_volume(cfg, name, ns.force)
             return name
 
         return objects.remove_each(ns.names, remove)
     # prune
-    from rootless.commands.image import confirm
+    from rootless.cli.output import confirm
 
     what = "all local volumes not used by at least one container" if ns.all else "all anonymous local volumes not used by at least one container"
     if not confirm(f"WARNING! This will remove {what}.", ns.force):
         return 0
-    used = _used(cfg)
-    removed = []
-    for name in vs.names():
-        if name in used or (not ns.all and not vs.meta(name).get("Anonymous")):
-            continue
-        try:
-            vs.remove(name)
-            removed.append(name)
-        except (RootlessError, OSError):
-            continue
-    objects.print_deleted("Volumes", removed)
+    objects.print_deleted("Volumes", volumes.prune_volumes(cfg, ns.all))
     sys.stdout.write("Total reclaimed space: 0B\n")
     return 0
-
-
-def _used(cfg):
-    from rootless.engine import volumes
-
-    return volumes.in_use(cfg.data_root)
-
-
-def _match(info, filters, used) -> bool:
-    tests = {
-        "dangling": lambda info, v: (info["Name"] not in used) == (v in ("true", "1")),
-        "name": lambda info, v: v in info["Name"],
-        "label": objects.has_label,
-    }
-    return objects.matches(info, filters, tests,
-                           unknown=lambda f, k: UsageError(f"invalid filter `{k}`", "use dangling=, name= or label="))

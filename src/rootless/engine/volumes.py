@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rootless import paths, timefmt
 from rootless.errors import NotFound, RootlessError, UsageError
@@ -439,3 +440,97 @@ def _copy_tree(src: str, dst: str) -> None:
         else:
             continue  # devices, fifos, sockets: not seeded
         _own(d, st)
+
+
+# --- the facade of `volume create/ls/inspect/rm/prune` (and the Engine API's /volumes) ---------------
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """A volume to create (docker's VolumeCreateOptions), checked when made (``VolumeSpec.make``)."""
+
+    name: str = ""                       # empty: a generated one
+    driver: str = "local"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, name: str = "", driver: str = "local", labels: Optional[Mapping[str, str]] = None,
+             options: Optional[Mapping[str, str]] = None) -> VolumeSpec:
+        if driver != "local":
+            raise UsageError(f"use volume driver `{driver}`: not supported", "use the local driver")
+        if options:
+            raise UsageError("use volume options: not supported by the local driver here", "drop -o")
+        return cls(check_name(name) if name else "", driver, dict(labels or {}), dict(options or {}))
+
+    @classmethod
+    def from_cli(cls, name: str, driver: str, label_items: Sequence[str], opt_items: Sequence[str]) -> VolumeSpec:
+        """From `volume create`'s flags: ``--label KEY=VALUE``, ``-o KEY=VALUE``."""
+        return cls.make(name, driver, _pairs(label_items), _pairs(opt_items))
+
+
+def _pairs(items: Sequence[str]) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    for item in items:
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+def create_volume(config, spec: VolumeSpec) -> Dict[str, Any]:
+    """Create the volume (an existing one with that name is kept as it is); its inspect dict."""
+    vs = VolumeStore(config.data_root)
+    name, _ = vs.create(spec.name or None, labels=dict(spec.labels))
+    return vs.inspect(name)
+
+
+def _volume_filters(used: Dict[str, List[str]]):
+    from rootless.engine import filters
+
+    return {
+        "dangling": lambda info, v: (info["Name"] not in used) == (v in ("true", "1")),
+        "name": lambda info, v: v in info["Name"],
+        "label": filters.has_label,
+    }
+
+
+def list_volumes(config, filter_items: Sequence[str] = ()) -> List[Dict[str, Any]]:
+    """The inspect dicts of the volumes that pass every ``--filter`` (dangling=, name=, label=)."""
+    from rootless.engine import filters
+
+    used = in_use(config.data_root)
+    parsed = filters.parse(filter_items, _volume_filters(used),
+                           unknown=lambda f, k: UsageError(f"invalid filter `{k}`", "use dangling=, name= or label="))
+    vs = VolumeStore(config.data_root)
+    return [info for info in (vs.inspect(n) for n in vs.names()) if filters.matches(info, parsed)]
+
+
+def inspect_volume(config, name: str) -> Dict[str, Any]:
+    return VolumeStore(config.data_root).inspect(name)
+
+
+def remove_volume(config, name: str, force: bool = False) -> None:
+    """Remove a volume no container uses (``force`` does not override that, as in docker)."""
+    del force
+    used = in_use(config.data_root)
+    if name in used:
+        raise RootlessError(f"remove volume `{name}`: volume is in use by container "
+                            f"`{used[name][0][:12]}`", "remove the container first", exit_code=1)
+    VolumeStore(config.data_root).remove(name)
+
+
+def prune_volumes(config, all_volumes: bool = False) -> List[str]:
+    """Remove the anonymous volumes (with ``all_volumes``, every volume) no container uses; their
+    names. One that cannot be removed is left (and not listed)."""
+    vs = VolumeStore(config.data_root)
+    used = in_use(config.data_root)
+    removed = []
+    for name in vs.names():
+        if name in used or (not all_volumes and not vs.meta(name).get("Anonymous")):
+            continue
+        try:
+            vs.remove(name)
+            removed.append(name)
+        except (RootlessError, OSError):
+            continue
+    return removed
