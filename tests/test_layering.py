@@ -153,3 +153,15 @@ def test_engine_submodule_is_told_from_a_facade_name():
     assert engine_submodule("rootless.engine.stop") is None
     assert engine_submodule("rootless.engine") is None
     assert engine_submodule("rootless.enginex.y") is None
+
+
+def test_no_facade_name_is_an_engine_submodule():
+    """``import rootless.engine.X`` sets the package's attribute X to the module: a facade function
+    named like a submodule would be replaced by it (and ``from rootless.engine import X`` would get
+    either, depending on what was imported before)."""
+    tree = ast.parse(open(os.path.join(ENGINE_DIR, "__init__.py")).read())
+    names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    subs = {f[:-3] for f in os.listdir(ENGINE_DIR) if f.endswith(".py")} | {
+        d for d in os.listdir(ENGINE_DIR) if os.path.isdir(os.path.join(ENGINE_DIR, d, "")) and d != "__pycache__"}
+    assert "stop" in names and "containers" in subs
+    assert not names & subs, f"facade names that are also submodules of rootless.engine: {sorted(names & subs)}"

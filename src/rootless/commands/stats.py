@@ -58,11 +58,11 @@ def main(args, ctx) -> int:
     try:
         while True:
             # while streaming, a container given that is removed meanwhile drops out
-            samples = engine.stats(ctx.config, args.containers, args.all, missing_ok=not first)
+            samples = engine.sample_stats(ctx.config, args.containers, args.all, missing_ok=not first)
             if args.no_stream and first and any(s.running for s, _ in samples):
                 prev = {s.cid: s for s, _ in samples}
                 time.sleep(NO_STREAM_GAP)
-                samples = engine.stats(ctx.config, args.containers, args.all, missing_ok=True)
+                samples = engine.sample_stats(ctx.config, args.containers, args.all, missing_ok=True)
             rows = [engine.stats_row(prev.get(s.cid), s, args.no_trunc, ref) for s, ref in samples]
             prev = {s.cid: s for s, _ in samples}
             text = _render(fmt, rows)

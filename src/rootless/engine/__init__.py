@@ -251,7 +251,7 @@ def logs(config: Config, ref: str, since_ns: int = 0, until_ns: int = 0, tail: i
     return containers.logs(config, ref, since_ns, until_ns, tail, follow)
 
 
-def stats(config: Config, refs: List[str], all: bool = False, missing_ok: bool = False) -> List[Tuple[Any, Optional[str]]]:  # noqa: A002
+def sample_stats(config: Config, refs: List[str], all: bool = False, missing_ok: bool = False) -> List[Tuple[Any, Optional[str]]]:  # noqa: A002
     """One reading (an engine.stats.Sample) of each of ``refs`` (paired with the ref as given), or
     of every running container (every one with ``all``; paired with None), newest first. With
     ``missing_ok`` a ref that is gone is left out, else NotFound. ``stats_row`` turns two readings
