@@ -47,7 +47,7 @@ def main(args, ctx) -> int:
     if not fmt or fmt == "table":
         fmt = DEFAULT + ("\t{{.Size}}" if args.size else "")
     size = not args.quiet and (args.size or ".Size" in fmt)
-    rows = engine.ps(ctx.config, args.all, parse_filters(args.filter), args.last, args.latest, args.no_trunc, size)
+    rows = engine.ps_rows(ctx.config, args.all, parse_filters(args.filter), args.last, args.latest, args.no_trunc, size)
     if args.quiet:
         sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
         return 0

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover - types only
 
 # Names of the create/run path, re-exported from lifecycle until the typed ContainerSpec lands.
 _LIFECYCLE = frozenset((
-    "CreateOptions", "choose_runtime", "create", "effective_command", "finish", "start_record",
+    "CreateOptions", "CreateRequest", "ContainerSpec", "container_spec", "choose_runtime", "create", "effective_command", "finish", "start_record",
     "teardown_attachments", "_limit_fields", "get_image", "layer_paths", "run",
     "gc_auto_removed", "keep_updates", "Started", "RuntimeChoice", "build_spec",
 ))
@@ -66,18 +66,26 @@ def inspect(config: Config, ref: str) -> Dict[str, Any]:
 
 
 def ps(config: Config, all: bool = False, filters: Optional[Dict[str, List[str]]] = None, last: int = -1,  # noqa: A002
-       latest: bool = False, no_trunc: bool = False, size: bool = False) -> List[Dict[str, Any]]:
-    """docker ps: one row (the --format fields: ID, Image, Command, CreatedAt, RunningFor, Ports,
-    State, Status, Size, Names, Labels, Mounts, Networks, LocalVolumes) per container, newest first.
+       latest: bool = False) -> List[Dict[str, Any]]:
+    """docker ps: the containers' ContainerJSON (as ``inspect``), newest first.
 
     Running containers only unless ``all``, ``last`` > 0, ``latest`` or a status/exited filter;
     ``filters`` maps docker's keys (status, name, label, ancestor, id, exited) to values (a key
-    passes when one of its values matches). ``size`` computes the Size column (walks the layer).
-    Raises UsageError for an unknown filter key."""
+    passes when one of its values matches); at most ``last`` (1 with ``latest``). Raises
+    UsageError for an unknown filter key."""
     from rootless.engine import containers
 
-    recs = containers.select(config, all, filters, last, latest)
-    return [containers.ps_row(config, r, no_trunc, size) for r in recs]
+    return [containers.inspect_data(r) for r in containers.select(config, all, filters, last, latest)]
+
+
+def ps_rows(config: Config, all: bool = False, filters: Optional[Dict[str, List[str]]] = None, last: int = -1,  # noqa: A002
+            latest: bool = False, no_trunc: bool = False, size: bool = False) -> List[Dict[str, Any]]:
+    """``ps``'s containers as the docker CLI's --format fields (ID, Image, Command, CreatedAt,
+    RunningFor, Ports, State, Status, Size, Names, Labels, Mounts, Networks, LocalVolumes), ids and
+    commands truncated unless ``no_trunc``; ``size`` computes Size (it walks each writable layer)."""
+    from rootless.engine import containers
+
+    return [containers.ps_row(config, d, no_trunc, size) for d in ps(config, all, filters, last, latest)]
 
 
 # --- run state ----------------------------------------------------------------------------------------
