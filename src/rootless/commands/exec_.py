@@ -36,7 +36,7 @@ def main(args, ctx) -> int:
     for item in args.env:
         env += env_item(item)
     opts = engine.ExecOptions(args.command, env, args.workdir, args.user, args.tty, args.interactive,
-                                  args.detach, args.privileged)
+                              args.detach, args.privileged)
     return _exec_attached(ctx.config, args.container, opts)
 
 
@@ -70,7 +70,7 @@ def _exec_attached(config, ref: str, opts) -> int:
     with SignalForwarder() as fwd:
         try:
             return engine.exec(config, ref, opts, stdio, on_pid=lambda pid: fwd.set_target(PidTarget(pid)),
-                                      attach=attach)
+                               attach=attach)
         finally:
             if relay is not None:
                 relay.close()
