@@ -21,9 +21,9 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.engine import containerfs
+    from rootless import engine
 
-    image_id = containerfs.commit(ctx.config, args.container, args.repository, args.change, args.message, args.author,
-                                   pause=args.pause)
+    image_id = engine.commit(ctx.config, args.container, args.repository, args.change, args.message, args.author,
+                             pause=args.pause)
     sys.stdout.write(image_id + "\n")
     return 0

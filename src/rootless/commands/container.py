@@ -20,9 +20,13 @@ def add_arguments(p) -> None:
 
 
 def prune(config, force: bool, filters, reporter: Reporter) -> int:
-    from rootless import engine, state
-    from rootless.commands.image import confirm
-    from rootless.engine import containers
+    import time
+
+    from rootless import engine
+    from rootless.cli.objects import print_deleted
+    from rootless.cli.output import confirm
+    from rootless.cli.when import parse_when
+    from rootless.units import human_size
 
     if not confirm("WARNING! This will remove all stopped containers.", force):
         return 0
@@ -31,30 +35,10 @@ def prune(config, force: bool, filters, reporter: Reporter) -> int:
         k, _, v = f.partition("=")
         if k != "until":
             raise UsageError(f"invalid filter `{k}`", "container prune takes until=")
-        import time
-
-        from rootless.commands.logs import parse_when
-
         until = parse_when(v, time.time(), "--filter until") / 1e9
-    removed = []
-    reclaimed = 0
-    for rec in state.Store(config.data_root).list():
-        s = rec.get("State") or {}
-        if s.get("Running") or s.get("Restarting"):
-            continue
-        if until is not None and containers.parse_time(rec.get("Created", "")) >= until:
-            continue
-        upper = ((rec.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or ""
-        size = containers.dir_size(upper) if upper else 0
-        try:
-            engine.remove(config, rec["Id"], reporter=reporter)
-        except Exception:  # noqa: BLE001 - it started meanwhile: keep it
-            continue
-        removed.append(rec["Id"])
-        reclaimed += size
-    if removed:
-        sys.stdout.write("Deleted Containers:\n" + "".join(c + "\n" for c in removed) + "\n")
-    sys.stdout.write(f"Total reclaimed space: {containers.human_size(reclaimed)}\n")
+    removed, reclaimed = engine.prune(config, until, reporter=reporter)
+    print_deleted("Containers", removed)
+    sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed)}\n")
     return 0
 
 

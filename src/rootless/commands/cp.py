@@ -12,16 +12,16 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.engine import containerfs
+    from rootless import engine
     from rootless.errors import UsageError
 
-    sc, sp = containerfs.split_arg(args.src)
-    dc, dp = containerfs.split_arg(args.dest)
+    sc, sp = engine.split_copy_arg(args.src)
+    dc, dp = engine.split_copy_arg(args.dest)
     if (sc is None) == (dc is None):
         raise UsageError("copy: give exactly one CONTAINER:PATH", "e.g. `rootless cp web:/etc/hosts .` or "
                          "`rootless cp file web:/tmp`")
     if sc is not None:
-        containerfs.copy_from(ctx.config, sc, sp, dp, follow=args.follow_link)
+        engine.copy_from(ctx.config, sc, sp, dp, follow=args.follow_link)
     else:
-        containerfs.copy_to(ctx.config, dc, sp, dp)
+        engine.copy_to(ctx.config, dc, sp, dp)
     return 0

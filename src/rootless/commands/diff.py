@@ -10,8 +10,8 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.engine import containerfs
+    from rootless import engine
 
-    for kind, path in containerfs.diff(ctx.config, args.container):
+    for kind, path in engine.diff(ctx.config, args.container):
         sys.stdout.write(f"{kind} {path}\n")
     return 0

@@ -22,8 +22,8 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.commands.create import _env_file, _env_item
-    from rootless.engine import containers
+    from rootless import engine
+    from rootless.cli.envflags import env_file, env_item
     from rootless.errors import UsageError
 
     if not args.command:
@@ -32,11 +32,11 @@ def main(args, ctx) -> int:
         raise UsageError(f"use working directory `{args.workdir}`: not an absolute path", "give -w an absolute path")
     env = []
     for path in args.env_file:
-        env += _env_file(path)
+        env += env_file(path)
     for item in args.env:
-        env += _env_item(item)
-    opts = containers.ExecOptions(args.command, env, args.workdir, args.user, args.tty, args.interactive,
-                                  args.detach, args.privileged)
+        env += env_item(item)
+    opts = engine.ExecOptions(args.command, env, args.workdir, args.user, args.tty, args.interactive,
+                              args.detach, args.privileged)
     return _exec_attached(ctx.config, args.container, opts)
 
 
@@ -47,16 +47,15 @@ def _exec_attached(config, ref: str, opts) -> int:
     of ours: pipes that we copy (terminal.PlainRelay)."""
     import os
 
+    from rootless import engine
     from rootless.cli.terminal import PidTarget, PlainRelay, SignalForwarder, pump_tty
-    from rootless.engine import containers
-    from rootless.runtime import Stdio
 
     relay = None
     opened = None
     if opts.tty or opts.detach:
         if not opts.interactive:
             opened = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        stdio = Stdio(stdin=opened)
+        stdio = engine.Stdio(stdin=opened)
     else:
         relay = PlainRelay(opts.interactive)
         stdio = relay.stdio()
@@ -70,8 +69,8 @@ def _exec_attached(config, ref: str, opts) -> int:
 
     with SignalForwarder() as fwd:
         try:
-            return containers.exec_in(config, ref, opts, stdio, on_pid=lambda pid: fwd.set_target(PidTarget(pid)),
-                                      attach=attach)
+            return engine.exec(config, ref, opts, stdio, on_pid=lambda pid: fwd.set_target(PidTarget(pid)),
+                               attach=attach)
         finally:
             if relay is not None:
                 relay.close()

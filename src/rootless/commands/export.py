@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.engine import containerfs
+    from rootless import engine
 
     if not args.output and os.isatty(1):
         raise RootlessError("export: refusing to write a tar archive to a terminal",
@@ -23,7 +23,7 @@ def main(args, ctx) -> int:
         tmp = args.output + ".tmp"
         try:
             with open(tmp, "wb") as f:
-                containerfs.export(ctx.config, args.container, f)
+                engine.export(ctx.config, args.container, f)
             os.rename(tmp, args.output)
         except OSError as e:
             raise RootlessError(f"write `{args.output}`: {e.strerror}", "check the path")
@@ -31,5 +31,5 @@ def main(args, ctx) -> int:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return 0
-    containerfs.export(ctx.config, args.container, sys.stdout.buffer)
+    engine.export(ctx.config, args.container, sys.stdout.buffer)
     return 0

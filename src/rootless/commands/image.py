@@ -65,13 +65,6 @@ def add_inspect_arguments(p) -> None:
     p.add_argument("-f", "--format", help="Format output using a Go template")
 
 
-def inspect_data(config, img):
-    """Kept for `rootless inspect` (commands/inspect.py) until it calls engine.images.inspect_image."""
-    from rootless.engine import images
-
-    return images.inspect_image(config, img)
-
-
 def inspect_main(args, ctx) -> int:
     from rootless.cli import render_error
     from rootless.engine import images
@@ -105,13 +98,6 @@ def add_prune_arguments(p) -> None:
     p.add_argument("-a", "--all", action="store_true", help="Remove all unused images, not just dangling ones")
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (until=, label=)")
-
-
-def confirm(text: str, force: bool) -> bool:
-    """Kept for commands/container.py until it imports rootless.cli.output.confirm."""
-    from rootless.cli.output import confirm as confirm_
-
-    return confirm_(text, force)
 
 
 def prune_main(args, ctx) -> int:

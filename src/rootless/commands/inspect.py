@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Any, List
+from typing import Any
 
-from rootless.errors import NotFound, RootlessError, UsageError
+from rootless.errors import NotFound, UsageError
 
 
 def add_arguments(p) -> None:
@@ -16,28 +14,33 @@ def add_arguments(p) -> None:
     p.add_argument("names", nargs="+", metavar="NAME|ID")
 
 
-def find(config, ref: str, kind: str = "") -> Any:
-    from rootless import state
-    from rootless.engine import containers
+KINDS = ("", "container", "image", "volume")
 
-    if kind not in ("", "container", "image", "volume"):
+
+def _check_type(kind: str) -> None:
+    if kind not in KINDS:
         raise UsageError(f"use --type `{kind}`: unknown type", "use container, image or volume")
+
+
+def find(config, ref: str, kind: str = "") -> Any:
+    """The inspect JSON of ``ref``: a container, else an image, else a volume (only ``kind`` when given)."""
+    from rootless import engine
+
+    _check_type(kind)
     if kind in ("", "container"):
         try:
-            rec = state.Store(config.data_root).resolve(ref)
-            return containers.inspect_data(rec)
+            return engine.inspect(config, ref)
         except NotFound:
             if kind == "container":
                 raise
     if kind in ("", "image"):
-        from rootless.commands.image import inspect_data
-        from rootless.image.store import ImageStore
+        from rootless.engine import images
 
-        img = ImageStore(config.data_root).lookup(ref)
-        if img is not None:
-            return inspect_data(config, img)
-        if kind == "image":
-            raise NotFound(f"No such image: {ref}", "see `rootless images`")
+        try:
+            return images.inspect(config, ref)
+        except NotFound:
+            if kind == "image":
+                raise NotFound(f"No such image: {ref}", "see `rootless images`")
     if kind in ("", "volume"):
         from rootless.engine import volumes
 
@@ -49,30 +52,8 @@ def find(config, ref: str, kind: str = "") -> Any:
     raise NotFound(f"No such object: {ref}", "give a container, image or volume name or id")
 
 
-def render(items: List[Any], fmt: str) -> str:
-    if not fmt:
-        return json.dumps(items, indent=4, ensure_ascii=False) + "\n"
-    from rootless.cli import gotemplate
-
-    if fmt == "json":
-        fmt = "{{json .}}"
-    try:
-        return "".join(gotemplate.render(fmt, it) + "\n" for it in items)
-    except Exception as e:  # noqa: BLE001 - a template error is the user's
-        raise UsageError(f"parse --format `{fmt}`: {e}", "see https://docs.docker.com/config/formatting/")
-
-
 def main(args, ctx) -> int:
-    from rootless.cli import render_error
+    from rootless.cli.objects import inspect_each
 
-    items = []
-    status = 0
-    for ref in args.names:
-        try:
-            items.append(find(ctx.config, ref, args.type))
-        except NotFound as e:
-            render_error(RootlessError(e.message, None))
-            status = 1
-    if items or not args.format:
-        sys.stdout.write(render(items, args.format or ""))
-    return status
+    _check_type(args.type)  # a bad --type fails once, not for each name
+    return inspect_each(args.names, lambda ref: find(ctx.config, ref, args.type), args.format)

@@ -9,8 +9,8 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.commands.stop import each
-    from rootless.engine import containers
+    from rootless import engine
+    from rootless.cli.objects import each
 
-    containers.parse_signal(args.signal)  # a bad name fails before anything is signalled
-    return each(args.containers, lambda ref: containers.kill(ctx.config, ref, args.signal))
+    engine.check_signal(args.signal)  # a bad name fails before anything is signalled
+    return each(args.containers, lambda ref: engine.kill(ctx.config, ref, args.signal))

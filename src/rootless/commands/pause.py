@@ -8,7 +8,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.commands.stop import each
-    from rootless.engine import containers
+    from rootless import engine
+    from rootless.cli.objects import each
 
-    return each(args.containers, lambda ref: containers.pause(ctx.config, ref, True))
+    return each(args.containers, lambda ref: engine.pause(ctx.config, ref))

@@ -39,37 +39,18 @@ def parse_filters(items: List[str]) -> Dict[str, List[str]]:
     return out
 
 
-def select(config, all_: bool = False, filters=None, last: int = -1, latest: bool = False):
-    from rootless import state
-    from rootless.engine import containers
-
-    recs = state.Store(config.data_root).list()
-    recs.sort(key=lambda r: r.get("Created", ""), reverse=True)
-    if latest:
-        last = 1
-    filters = filters or {}
-    show_all = all_ or last > 0 or "status" in filters or "exited" in filters
-    if not show_all:
-        recs = [r for r in recs if (r.get("State") or {}).get("Running") or (r.get("State") or {}).get("Restarting")]
-    recs = [r for r in recs if containers.matches(r, filters, config)]
-    if last > 0:
-        recs = recs[:last]
-    return recs
-
-
 def main(args, ctx) -> int:
+    from rootless import engine
     from rootless.cli import gotemplate
-    from rootless.engine import containers
 
-    recs = select(ctx.config, args.all, parse_filters(args.filter), args.last, args.latest)
-    if args.quiet:
-        sys.stdout.write("".join((r["Id"] if args.no_trunc else r["Id"][:12]) + "\n" for r in recs))
-        return 0
     fmt = args.format or getattr(ctx.config, "ps_format", "") or ""
     if not fmt or fmt == "table":
         fmt = DEFAULT + ("\t{{.Size}}" if args.size else "")
-    size = args.size or ".Size" in fmt
-    rows = [containers.ps_row(ctx.config, r, args.no_trunc, size) for r in recs]
+    size = not args.quiet and (args.size or ".Size" in fmt)
+    rows = engine.ps_rows(ctx.config, args.all, parse_filters(args.filter), args.last, args.latest, args.no_trunc, size)
+    if args.quiet:
+        sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
+        return 0
     try:
         out = gotemplate.format_rows(fmt, rows, HEADERS)
     except Exception as e:  # noqa: BLE001 - a template error is the user's

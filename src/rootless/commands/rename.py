@@ -9,7 +9,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless.engine import containers
+    from rootless import engine
 
-    containers.rename(ctx.config, args.container, args.new_name)
+    engine.rename(ctx.config, args.container, args.new_name)
     return 0

@@ -11,14 +11,8 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
-    from rootless import state
-    from rootless.commands.stop import each
-    from rootless.engine import containers
+    from rootless import engine
+    from rootless.cli.objects import each
 
-    def one(ref: str) -> None:
-        containers.stop(ctx.config, ref, args.time, args.signal)
-        store = state.Store(ctx.config.data_root)
-        rec = store.resolve(ref)
-        containers.start_detached(ctx.config, ctx.config_file, store, rec)
-
-    return each(args.containers, one)
+    return each(args.containers,
+                lambda ref: engine.restart(ctx.config, ref, args.time, args.signal, ctx.config_file))

@@ -216,22 +216,20 @@ def main(args, ctx) -> int:
 
 
     if args.all_restart:  # after a reboot: what docker's daemon restarts when it starts
-        from rootless.engine import containers
+        from rootless import engine
+        from rootless.cli.objects import each
 
-        return containers.start_all_restart(ctx.config, ctx.config_file)
+        return each(engine.restart_candidates(ctx.config), lambda cid: engine.start(ctx.config, cid, ctx.config_file))
     if not args.containers:
         raise UsageError("start: give a container", "e.g. `rootless start web`, or --all-restart")
     if not args.attach:  # in the background, each under a monitor (rootless.engine.monitor), as docker
-        from rootless.commands.stop import each
-        from rootless.engine import containers
+        from rootless import engine
+        from rootless.cli.objects import each
 
-        store = state.Store(ctx.config.data_root)
-
-        def one(ref: str) -> None:
-            rec = store.resolve(ref)
+        def one(ref: str) -> str:
             if args.interactive:
                 raise UsageError("start -i without -a: not supported", "use `rootless start -ai CONTAINER`")
-            containers.start_detached(ctx.config, ctx.config_file, store, rec)
+            return engine.start(ctx.config, ref, ctx.config_file)
 
         return each(args.containers, one)
     if len(args.containers) > 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Dict, List
+from typing import Any, Dict, List
 
 from rootless.errors import UsageError
 
@@ -29,54 +29,41 @@ def add_arguments(p) -> None:
     p.add_argument("containers", nargs="*", metavar="CONTAINER")
 
 
-def _records(config, refs: List[str], all_: bool):
-    """(record, ref as given or None) to show now."""
-    from rootless import state
-
-    store = state.Store(config.data_root)
-    if refs:
-        return [(store.resolve(r), r) for r in refs]
-    recs = store.list()
-    recs.sort(key=lambda r: r.get("Created", ""), reverse=True)
-    if not all_:
-        recs = [r for r in recs if (r.get("State") or {}).get("Running")]
-    return [(r, None) for r in recs]
+HEADERS = {
+    "Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+    "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O",
+    "PIDs": "PIDS", "MemLimit": "MEM LIMIT", "CPULimit": "CPU LIMIT", "PIDsLimit": "PIDS LIMIT",
+}
+DEFAULT_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
 
 
 def _render(fmt: str, rows: List[Dict[str, str]]) -> str:
     from rootless.cli import gotemplate
-    from rootless.engine import stats as containerstats
 
     try:
-        return gotemplate.format_rows(fmt, rows, containerstats.HEADERS)
+        return gotemplate.format_rows(fmt, rows, HEADERS)
     except Exception as e:  # noqa: BLE001 - a template error is the user's
         raise UsageError(f"parse --format: {e}", "see https://docs.docker.com/config/formatting/")
 
 
 def main(args, ctx) -> int:
-    from rootless.engine import stats as containerstats
-    from rootless.errors import NotFound
+    from rootless import engine
 
     fmt = args.format or getattr(ctx.config, "stats_format", "") or ""
     if not fmt or fmt == "table":
-        fmt = containerstats.DEFAULT_FORMAT
+        fmt = DEFAULT_FORMAT
     _render(fmt, [])  # a bad template fails before any sampling
-    prev: Dict[str, containerstats.Sample] = {}
+    prev: Dict[str, Any] = {}
     first = True
     try:
         while True:
-            try:
-                recs = _records(ctx.config, args.containers, args.all)
-            except NotFound:
-                if first:
-                    raise
-                recs = _records_lenient(ctx.config, args.containers)
-            samples = [(containerstats.sample(r), ref) for r, ref in recs]
+            # while streaming, a container given that is removed meanwhile drops out
+            samples = engine.sample_stats(ctx.config, args.containers, args.all, missing_ok=not first)
             if args.no_stream and first and any(s.running for s, _ in samples):
                 prev = {s.cid: s for s, _ in samples}
                 time.sleep(NO_STREAM_GAP)
-                samples = [(containerstats.sample(r), ref) for r, ref in recs]
-            rows = [containerstats.row(prev.get(s.cid), s, args.no_trunc, ref) for s, ref in samples]
+                samples = engine.sample_stats(ctx.config, args.containers, args.all, missing_ok=True)
+            rows = [engine.stats_row(prev.get(s.cid), s, args.no_trunc, ref) for s, ref in samples]
             prev = {s.cid: s for s, _ in samples}
             text = _render(fmt, rows)
             if args.no_stream:
@@ -90,19 +77,3 @@ def main(args, ctx) -> int:
         return 0
     except BrokenPipeError:
         return 0
-
-
-def _records_lenient(config, refs: List[str]):
-    """While streaming: the containers given that still exist (one removed meanwhile drops out)."""
-    from rootless import state
-    from rootless.errors import NotFound
-
-    store = state.Store(config.data_root)
-    out = []
-    for r in refs:
-        try:
-            out.append((store.resolve(r), r))
-        except NotFound:
-            continue
-    return out
-

@@ -1,28 +1,18 @@
-"""rootless wait: block until containers stop, then print their exit codes."""
+"""rootless wait: block until containers stop (or --condition), then print their exit codes."""
 
 from __future__ import annotations
 
-import sys
-
-from rootless.errors import RootlessError
-
 
 def add_arguments(p) -> None:
+    p.add_argument("--condition", default="not-running", choices=("not-running", "next-exit", "removed"),
+                   metavar="string",
+                   help='Wait until the container is not-running, has its next-exit, or is removed (default "not-running")')
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
 def main(args, ctx) -> int:
-    from rootless.cli import render_error
-    from rootless.engine import containers
+    from rootless import engine
+    from rootless.cli.objects import each
 
-    status = 0
-    for ref in args.containers:
-        try:
-            code = containers.wait_exit(ctx.config, ref)
-        except RootlessError as e:
-            render_error(e)
-            status = 1
-            continue
-        sys.stdout.write(f"{code}\n")
-        sys.stdout.flush()
-    return status
+    return each(args.containers, lambda ref: engine.wait(ctx.config, ref, args.condition),
+                show=lambda ref, code: str(code))

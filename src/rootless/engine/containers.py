@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from rootless import state as st
 from rootless.engine.hostflags import parse_log_config, parse_restart  # noqa: F401  (callers of containers.*)
@@ -38,16 +38,13 @@ def start_detached(config, config_file: Optional[str], store: st.Store, rec: st.
     return rec["Id"]
 
 
-def start_all_restart(config, config_file: Optional[str]) -> int:
-    """`start --all-restart`: containers with restart policy always, or unless-stopped and not stopped
-    by hand, that are not running (after a reboot: what docker's daemon does when it starts)."""
-    import sys
-
-    from rootless.cli import render_error
+def restart_candidates(config) -> List[str]:
+    """`start --all-restart`: the ids of the containers with restart policy always, or unless-stopped
+    and not stopped by hand, that are not running (after a reboot: what docker's daemon starts)."""
     from rootless.engine.monitor import STOP_MARKER
 
     store = st.Store(config.data_root)
-    status = 0
+    out = []
     for rec in store.list():
         policy = ((rec.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
         s = rec.get("State") or {}
@@ -55,14 +52,8 @@ def start_all_restart(config, config_file: Optional[str]) -> int:
             continue
         if policy == "unless-stopped" and os.path.exists(store.path(rec["Id"], STOP_MARKER)):
             continue
-        try:
-            start_detached(config, config_file, store, rec)
-        except RootlessError as e:
-            render_error(e)
-            status = 1
-            continue
-        sys.stdout.write(rec["Id"] + "\n")
-    return status
+        out.append(rec["Id"])
+    return out
 
 
 # --- state ---------------------------------------------------------------------------------------------
@@ -181,15 +172,69 @@ def kill(config, ref: str, sig: str = "SIGKILL") -> str:
     return rec["Id"]
 
 
-def wait_exit(config, ref: str) -> int:
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+def wait(config, ref: str, condition: str = "not-running", timeout: Optional[float] = None,
+         poll: float = 0.05) -> int:
+    """docker's wait conditions; the container's exit code (see rootless.engine.wait)."""
+    if condition not in WAIT_CONDITIONS:
+        raise UsageError(f"wait for container `{ref}`: unknown condition `{condition}`",
+                         "use not-running, next-exit or removed")
     store = st.Store(config.data_root)
     rec = store.resolve(ref)
     cid = rec["Id"]
-    wait_stopped(store, cid)
-    try:
-        return int(store.load(cid)["State"].get("ExitCode") or 0)
-    except NotFound:
-        return int(rec["State"].get("ExitCode") or 0)
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def timed_out() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
+    def expired() -> RootlessError:
+        return RootlessError(f"wait for container `{_name(rec)}`: still not {condition} after {timeout:g}s",
+                             "give a longer timeout", exit_code=1)
+
+    last = int((rec.get("State") or {}).get("ExitCode") or 0)
+    if condition == "not-running":
+        if not wait_stopped(store, cid, timeout, poll):
+            raise expired()
+        try:
+            return int(store.load(cid)["State"].get("ExitCode") or 0)
+        except NotFound:
+            return last
+    if condition == "removed":
+        while os.path.isdir(store.dir(cid)):
+            s = raw_state(store, cid)
+            if s is not None:
+                last = int(s.get("ExitCode") or 0)
+            if timed_out():
+                raise expired()
+            time.sleep(poll)
+        return last
+    # next-exit: an exit recorded after now. Each exit writes FinishedAt (start resets it to the
+    # zero time), so a FinishedAt other than the one seen now and the zero time is a new exit.
+    base = (raw_state(store, cid) or {}).get("FinishedAt", st.ZERO_TIME)
+    gone_since: Optional[float] = None
+    while True:
+        s = raw_state(store, cid)
+        if s is None:
+            return last  # removed (--rm) before its exit was recorded: the last code we saw
+        fin = s.get("FinishedAt", st.ZERO_TIME)
+        if fin not in (base, st.ZERO_TIME):
+            return int(s.get("ExitCode") or 0)
+        last = int(s.get("ExitCode") or 0)
+        if s.get("Running") and not st.is_alive(s) and not monitor_alive(s):
+            # nobody is left to record the exit: the record, refreshed, says what is known
+            gone_since = gone_since or time.monotonic()
+            if time.monotonic() - gone_since > 5.0:
+                try:
+                    return int(store.load(cid)["State"].get("ExitCode") or 0)
+                except NotFound:
+                    return last
+        else:
+            gone_since = None
+        if timed_out():
+            raise expired()
+        time.sleep(poll)
 
 
 def rename(config, ref: str, new: str) -> None:
@@ -604,3 +649,197 @@ def _join_cgroup(rec: st.Record) -> None:  # pragma: no cover - runs in the fork
         cgroups.CgroupHandle.from_json(data).add_pid(os.getpid())
     except Exception:  # noqa: BLE001 - a container without its cgroup still runs the command
         pass
+
+
+# --- ps, top, port, logs, update, prune: what the commands did themselves before ------------------------
+
+
+def select(config, all_: bool = False, filters: Optional[Dict[str, List[str]]] = None, last: int = -1,
+           latest: bool = False) -> List[st.Record]:
+    """The records `ps` shows, newest first: running ones (all with ``all_``, ``last`` or a status
+    filter), those passing ``filters`` (docker's ps filters), at most ``last`` (1 with ``latest``)."""
+    recs = st.Store(config.data_root).list()
+    recs.sort(key=lambda r: r.get("Created", ""), reverse=True)
+    if latest:
+        last = 1
+    filters = filters or {}
+    show_all = all_ or last > 0 or "status" in filters or "exited" in filters
+    if not show_all:
+        recs = [r for r in recs if (r.get("State") or {}).get("Running") or (r.get("State") or {}).get("Restarting")]
+    recs = [r for r in recs if matches(r, filters, config)]
+    if last > 0:
+        recs = recs[:last]
+    return recs
+
+
+def top(config, ref: str, proc: str = "/proc") -> List[List[str]]:
+    """The processes of running container ``ref``: a header row and one row per process (top_rows)."""
+    rec = st.Store(config.data_root, proc).resolve(ref)
+    s = rec["State"]
+    if not s.get("Running") or not st.is_alive(s, proc):
+        raise RootlessError(f"list the processes of `{_name(rec)}`: it is not running", "start it first", exit_code=1)
+    return top_rows(int(s["Pid"]), proc)
+
+
+def ports(config, ref: str, port: Optional[str] = None) -> List[Tuple[str, str]]:
+    """(container port as ``80/tcp``, host address as ``0.0.0.0:8080``) for each published port of
+    ``ref``, sorted; only ``port`` (``80`` means ``80/tcp``) when given, which must be published."""
+    rec = st.Store(config.data_root).resolve(ref)
+    published = (rec.get("NetworkSettings") or {}).get("Ports") or {}
+    want = None
+    if port:
+        want = port if "/" in port else port + "/tcp"
+        if want not in published:
+            raise RootlessError(f"find port `{port}` of `{_name(rec)}`: no public port published",
+                                "publish it with -p when you run the container", exit_code=1)
+    out = []
+    for cport, binds in sorted(published.items()):
+        if want and cport != want:
+            continue
+        for b in binds or []:
+            out.append((cport, f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}"))
+    return out
+
+
+def logs(config, ref: str, since_ns: int = 0, until_ns: int = 0, tail: int = -1, follow: bool = False) -> Iterator[Any]:
+    """The entries (rootless.logs.Record: stream, text, time_ns) of ``ref``'s json-file log, across
+    rotated files; with ``follow`` (and no ``until_ns``) new ones too, until the container stops."""
+    from rootless import logs as logfiles
+
+    store = st.Store(config.data_root)
+    rec = store.resolve(ref)
+    lc = (rec.get("HostConfig") or {}).get("LogConfig") or {}
+    if lc.get("Type") == "none":
+        raise RootlessError(f"read the logs of `{_name(rec)}`: configured logging driver does not support reading",
+                            "the container was created with --log-driver none")
+    path = store.log_path(rec["Id"])  # not the record's LogPath: a path from a state file is not trusted
+    if not follow or until_ns:
+        return iter(logfiles.read(path, since_ns=since_ns, until_ns=until_ns, tail=tail))
+    cid = rec["Id"]
+    seen_stopped = [False]
+
+    def stopped() -> bool:
+        # the monitor writes the last output before it records the exit: after the first time we
+        # see the container stopped, one more read drains what is left, then we end
+        if seen_stopped[0]:
+            return True
+        try:
+            s = store.load(cid)["State"]
+        except RootlessError:
+            seen_stopped[0] = True
+            return False
+        if not (s.get("Running") or s.get("Restarting")):
+            seen_stopped[0] = True
+        return False
+
+    if not os.path.exists(path) and os.path.isdir(os.path.dirname(path)):
+        open(path, "ab").close()
+    return logfiles.follow(path, since_ns=since_ns, tail=tail, stop=stopped)
+
+
+def update(config, ref: str, changes: Any = None, restart: Optional[Dict[str, Any]] = None) -> str:
+    """Apply ``changes`` (a limits.Limits with the fields to change) and ``restart`` (a RestartPolicy
+    dict) to container ``ref``: a running container's cgroup at once, the record always (a stopped
+    container gets them at its next start). Returns its id."""
+    from rootless import cgroups, limits
+    from rootless.engine.lifecycle import _limit_fields
+
+    store = st.Store(config.data_root)
+    rec = store.resolve(ref)
+    name = _name(rec)
+    with store.lock(rec["Id"]):
+        rec = store.load(rec["Id"])
+        hc = rec.setdefault("HostConfig", {})
+        own = rec.setdefault("Rootless", {})
+        if restart is not None and restart["Name"] not in ("no", "") and hc.get("AutoRemove"):
+            raise RootlessError(f"update container `{name}`: Restart policy cannot be updated because AutoRemove "
+                                "is enabled for the container", "remove it and run it again without --rm")
+        new = None
+        if changes:
+            old = limits.Limits.from_dict(own.get("Limits") or {})
+            s = rec.get("State") or {}
+            cg_data = own.get("Cgroup")
+            if s.get("Running") and st.is_alive(s) and cg_data:
+                handle = cgroups.CgroupHandle.from_json(cg_data)
+                try:
+                    new = handle.update(changes)
+                except RootlessError as e:
+                    raise RootlessError(f"update container `{name}`: {e.message}", e.hint) from None
+                own["Cgroup"] = handle.to_json()
+            else:
+                # stopped (saved, applied at the next start), or running without a cgroup (a
+                # cgroup v1 / hybrid host): either way, limits this host cannot enforce fail here
+                try:
+                    cgroups.Manager.check(changes)
+                except RootlessError as e:
+                    raise RootlessError(f"update container `{name}`: {e.message}", e.hint) from None
+                if s.get("Running") and st.is_alive(s):
+                    raise RootlessError(f"update container `{name}`: it runs without a cgroup of its own",
+                                        "stop it, update it, then start it: a stopped container gets its new limits when it starts")
+                new = old.merged(changes)
+            own["Limits"] = new.to_dict()
+            hc.update(_limit_fields(own["Limits"]))
+        if restart is not None:
+            hc["RestartPolicy"] = restart
+        store.save(rec)
+    return rec["Id"]
+
+
+def remove(config, ref: str, force: bool = False, volumes: bool = False, *, reporter) -> str:
+    """`rm`: the container (its writable layer, record, logs, files); with ``volumes`` its anonymous
+    volumes too (named ones stay, as docker). Returns its id."""
+    from rootless.engine import lifecycle
+
+    rec = st.Store(config.data_root).resolve(ref) if volumes else None
+    cid = lifecycle.remove(config, ref, force=force, reporter=reporter)
+    if rec is not None:
+        from rootless.engine import volumes as vols
+
+        vols.remove_anonymous(config, rec)
+    return cid
+
+
+def prune(config, until: Optional[float] = None, *, reporter) -> Tuple[List[str], int]:
+    """`container prune`: remove every stopped container (created before ``until``, unix seconds,
+    when given). Returns (the ids removed, the bytes of their writable layers)."""
+    from rootless.engine import lifecycle
+
+    removed: List[str] = []
+    reclaimed = 0
+    for rec in st.Store(config.data_root).list():
+        s = rec.get("State") or {}
+        if s.get("Running") or s.get("Restarting"):
+            continue
+        if until is not None and parse_time(rec.get("Created", "")) >= until:
+            continue
+        upper = ((rec.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir") or ""
+        size = dir_size(upper) if upper else 0
+        try:
+            lifecycle.remove(config, rec["Id"], reporter=reporter)
+        except Exception:  # noqa: BLE001 - it started meanwhile: keep it
+            continue
+        removed.append(rec["Id"])
+        reclaimed += size
+    return removed, reclaimed
+
+
+def stats(config, refs: List[str], all_: bool = False, missing_ok: bool = False) -> List[Tuple[Any, Optional[str]]]:
+    """(stats.Sample, the ref as given or None) for ``refs``, or for the running containers (every
+    one with ``all_``) newest first; with ``missing_ok`` a ref that no longer exists is left out."""
+    from rootless.engine import stats as cstats
+
+    store = st.Store(config.data_root)
+    if refs:
+        pairs = []
+        for r in refs:
+            try:
+                pairs.append((store.resolve(r), r))
+            except NotFound:
+                if not missing_ok:
+                    raise
+        return [(cstats.sample(rec), r) for rec, r in pairs]
+    recs = store.list()
+    recs.sort(key=lambda r: r.get("Created", ""), reverse=True)
+    if not all_:
+        recs = [r for r in recs if (r.get("State") or {}).get("Running")]
+    return [(cstats.sample(rec), None) for rec in recs]
