@@ -1,4 +1,4 @@
-"""rootless system: df (disk usage), prune (unused data), info (an alias of `rootless info`), warm (the warm server)."""
+"""rootless system: df (disk usage), prune (unused data), info and events (aliases of `rootless info`/`events`), warm (the warm server)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     warm = sub.add_parser("warm", help="Show or stop the warm server that runs commands for you",
                           description="Show (status) or stop the per-user warm server (see rootless-system(1))")
     warm.add_argument("action", nargs="?", default="status", choices=("status", "stop"), help="status (default) or stop")
+    from rootless.commands import events as events_cmd
+
+    events_cmd.add_arguments(sub.add_parser("events", help="Get real time events", description="Get real time events"))
     info = sub.add_parser("info", help="Display system-wide information", description="Display system-wide information")
     from rootless.commands import info as info_cmd
 
@@ -140,6 +143,10 @@ def main(args, ctx) -> int:
         return prune_main(args, ctx)
     if name == "warm":
         return warm_main(args)
+    if name == "events":
+        from rootless.commands import events as events_cmd
+
+        return events_cmd.main(args, ctx)
     if name == "info":
         from rootless.commands import info as info_cmd
 
