@@ -16,6 +16,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
+    from rootless.engine import events
     from rootless.image import archive
 
     path = args.input
@@ -38,6 +39,7 @@ def main(args, ctx) -> int:
     finally:
         if tmp:
             os.unlink(tmp)
+    events.images(ctx.config, "load", [line.split(": ", 1)[-1] for line in lines])
     if not args.quiet:
         sys.stdout.write("".join(line + "\n" for line in lines))
     return 0

@@ -86,6 +86,7 @@ def _container(cfg, ref: str):
 
 
 def main(args, ctx) -> int:
+    from rootless.engine import events
     from rootless.network import usernet
 
     sub = args.subcommand
@@ -96,6 +97,7 @@ def main(args, ctx) -> int:
             raise UsageError(f"use network driver `{ns.driver}`: not supported", "use the bridge driver (the default)")
         net = usernet.create(cfg.data_root, ns.name, subnet=ns.subnet, gateway=ns.gateway, internal=ns.internal,
                              labels=usernet.parse_labels(ns.label))
+        events.emit(cfg, "network", "create", net["Id"], {"name": net["Name"], "type": "bridge"})
         sys.stdout.write(net["Id"] + "\n")
         return 0
     if sub in ("ls", "list"):
@@ -130,7 +132,10 @@ def main(args, ctx) -> int:
                                     exit_code=1)
             if ns.force and usernet.find(cfg.data_root, name) is None:
                 return None
-            return usernet.remove(cfg.data_root, cfg.exec_root, name)
+            net_id = (usernet.find(cfg.data_root, name) or {}).get("Id") or name
+            gone = usernet.remove(cfg.data_root, cfg.exec_root, name)
+            events.emit(cfg, "network", "destroy", net_id, {"name": gone, "type": "bridge"})
+            return gone
 
         return objects.remove_each(ns.names, remove)
     if sub == "prune":
@@ -148,6 +153,7 @@ def main(args, ctx) -> int:
         usernet.attach(cfg.data_root, cfg.exec_root, net["Id"], int(rec["State"]["Pid"]), container_id=rec["Id"],
                        name=cname, hostname=(rec.get("Config") or {}).get("Hostname") or "",
                        hosts_path=rec.get("HostsPath") or "")
+        events.emit(cfg, "network", "connect", net["Id"], {"container": rec["Id"], "name": net["Name"], "type": "bridge"})
         return 0
     if rec["Id"] not in usernet.live_containers(net):
         raise RootlessError(f"disconnect container `{cname}` from network `{net['Name']}`: it is not connected",
@@ -156,4 +162,5 @@ def main(args, ctx) -> int:
     if problems:
         raise RootlessError(f"disconnect container `{cname}` from network `{net['Name']}`: {problems[0]}",
                             "see `rootless network inspect " + net["Name"] + "`")
+    events.emit(cfg, "network", "disconnect", net["Id"], {"container": rec["Id"], "name": net["Name"], "type": "bridge"})
     return 0

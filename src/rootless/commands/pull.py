@@ -15,11 +15,13 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
+    from rootless.engine import events
     from rootless.image import pull, reference
 
     if args.all_tags:
         raise UsageError("pull --all-tags: not supported", "pull each tag by name")
     ref = reference.parse(args.name).with_default_tag()
     pull.pull(ctx.config, args.name, platform=args.platform, quiet=args.quiet, out=sys.stdout)
+    events.image_ref(ctx.config, "pull", args.name)
     sys.stdout.write(str(ref) + "\n")
     return 0

@@ -14,9 +14,11 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
+    from rootless.engine import events
     from rootless.image import push
 
     if args.all_tags:
         raise UsageError("push --all-tags: not supported", "push each tag by name")
     push.push(ctx.config, args.name, quiet=args.quiet, out=sys.stdout)
+    events.image_ref(ctx.config, "push", args.name)
     return 0

@@ -75,14 +75,18 @@ def remove(store, arg: str, force: bool = False) -> List[str]:
 
 def main(args, ctx) -> int:
     from rootless.cli import render_error
+    from rootless.engine import events
     from rootless.image.store import ImageStore
 
     store = ImageStore(ctx.config.data_root)
     status = 0
     for arg in args.images:
         try:
+            img_id = getattr(store.lookup(arg), "id", "")
             for line in remove(store, arg, args.force):
                 sys.stdout.write(line + "\n")
+                if line.startswith("Untagged: ") or line == f"Deleted: {img_id}":  # docker: id as actor and name
+                    events.image(ctx.config, "untag" if line[0] == "U" else "delete", img_id, img_id)
         except RootlessError as e:
             if len(args.images) == 1:
                 raise

@@ -13,6 +13,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
+    from rootless.engine import events
     from rootless.image import archive
 
     if not args.output and sys.stdout.isatty():
@@ -24,4 +25,5 @@ def main(args, ctx) -> int:
         sys.stdout.flush()
         archive.save(ctx.config, args.images, None, stdout=sys.stdout.buffer)
         sys.stdout.buffer.flush()
+    events.images(ctx.config, "save", args.images)
     return 0

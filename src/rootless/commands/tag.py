@@ -11,6 +11,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, ctx) -> int:
+    from rootless.engine import events
     from rootless.image import reference
     from rootless.image.store import ImageStore
 
@@ -21,4 +22,5 @@ def main(args, ctx) -> int:
         raise UsageError(f"tag `{args.target}`: refusing to create a tag with a digest reference",
                          "a tag is NAME[:TAG]; digests come from the registry")
     store.tag(img.id, str(target.with_default_tag()))
+    events.image(ctx.config, "tag", img.id, reference.familiar_string(str(target.with_default_tag())))
     return 0

@@ -109,6 +109,55 @@ def emit(config: Any, type: str, action: str, actor_id: str, attributes: Optiona
                 pass
 
 
+def container(config: Any, rec: Any, action: str, reporter: Optional[Reporter] = None, **extra: Any) -> None:
+    """A container event: ``rec`` is its record (or its id: the record is read); the attributes are
+    docker's: the container's labels, ``image`` (as given at create), ``name``, then ``extra``."""
+    try:
+        if isinstance(rec, str):
+            from rootless import state
+
+            rec = state.Store(_data_root(config)).load(rec)
+        cfg = rec.get("Config") or {}
+        attrs = dict(cfg.get("Labels") or {})
+        attrs.update(image=cfg.get("Image") or "", name=(rec.get("Name") or "").lstrip("/"))
+        attrs.update(extra)
+        cid = rec["Id"]
+    except Exception:  # noqa: BLE001 - a record removed meanwhile: no event rather than a failed action
+        return
+    emit(config, "container", action, cid, attrs, reporter=reporter)
+
+
+def image(config: Any, action: str, actor_id: str, name: str, reporter: Optional[Reporter] = None) -> None:
+    """An image event as dockerd's LogImageEvent: the actor is an id or a reference, ``name`` a reference."""
+    emit(config, "image", action, actor_id, {"name": name}, reporter=reporter)
+
+
+def image_ref(config: Any, action: str, ref: str, reporter: Optional[Reporter] = None) -> None:
+    """pull/push: the actor is the reference as docker prints it (``busybox:latest``), ``name`` its repository."""
+    try:
+        from rootless.image import reference
+
+        r = reference.parse(ref)
+        r = r if r.digest else r.with_default_tag()
+        actor, name = reference.familiar_string(str(r)), r.familiar_name
+    except Exception:  # noqa: BLE001 - the action worked with it; record what we were given
+        actor, name = ref, ref
+    image(config, action, actor, name, reporter)
+
+
+def images(config: Any, action: str, refs: Iterable[str], reporter: Optional[Reporter] = None) -> None:
+    """save/load: one event per image of ``refs`` (names or ids) in the store, its id as actor and name."""
+    try:
+        from rootless.image.store import ImageStore
+
+        store = ImageStore(_data_root(config))
+        ids = [getattr(store.lookup(r), "id", "") for r in refs]
+    except Exception:  # noqa: BLE001
+        return
+    for i in dict.fromkeys(i for i in ids if i):
+        image(config, action, i, i, reporter)
+
+
 def _append(data_root: str, line: bytes) -> None:
     path = journal_path(data_root)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
