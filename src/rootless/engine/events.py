@@ -406,7 +406,15 @@ def read(config: Any, since: Optional[int] = None, until: Optional[int] = None,
                     fd = _open_ours(path)
                     if fd is not None:
                         if cur is not None:
-                            for line in cur.read():  # what was appended just before the rotation
+                            lines = cur.read()  # what was appended just before the rotation
+                            mid = _open_ours(path + ".1")
+                            if mid is not None:  # rotated twice since we looked: the file between
+                                if _same_file(cur.fd, path + ".1"):
+                                    os.close(mid)
+                                else:
+                                    lines += _Lines(mid).read()
+                                    os.close(mid)
+                            for line in lines:
                                 msg = wanted(line)
                                 if msg is not None:
                                     yield msg
