@@ -14,12 +14,14 @@ import time
 
 import pytest
 
+import rootless
 from rootless import report, timefmt
 from rootless.engine import events
 from rootless.errors import RootlessError, UsageError
 
 pytestmark = pytest.mark.nosubuid
 CID = "c0ffee" + "0" * 58
+ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(rootless.__file__))))
 
 
 def put(root, type_, action, actor, attrs=None, ns=None):
@@ -127,7 +129,7 @@ for i in range(n):
 
 
 def _writers(root, count, each, rotate):
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, root, str(each), str(rotate), f"w{k}"])
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, root, str(each), str(rotate), f"w{k}"], env=ENV)
              for k in range(count)]
     for p in procs:
         assert p.wait(timeout=120) == 0
@@ -194,7 +196,7 @@ def test_a_follower_sees_an_event_of_another_process(tmp_path):
     t.start()
     time.sleep(0.3)  # the reader is at the end of a journal that does not exist yet
     subprocess.run([sys.executable, "-c", "import sys; from rootless.engine import events; "
-                    "events.emit(sys.argv[1], 'container', 'die', 'other', {'exitCode': '7'})", root], check=True)
+                    "events.emit(sys.argv[1], 'container', 'die', 'other', {'exitCode': '7'})", root], check=True, env=ENV)
     msg = q.get(timeout=10)
     stop.set()
     assert (msg["Action"], msg["Actor"]["ID"], msg["Actor"]["Attributes"]) == ("die", "other", {"exitCode": "7"})
