@@ -78,8 +78,6 @@ def main(args, ctx) -> int:
         for msg in events.read(ctx.config, since=since, until=until, filters=filters, follow=True):
             out.write(render(msg))
             out.flush()
-    except KeyboardInterrupt:  # ctrl-c ends the stream, as docker's
-        return 0
-    except BrokenPipeError:
+    except KeyboardInterrupt:  # ctrl-c ends the stream, as docker's (a closed pipe: the CLI's main)
         return 0
     return 0

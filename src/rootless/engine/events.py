@@ -41,8 +41,7 @@ MAX_VALUE = 1024  # characters of one attribute value when a line is too long
 ROTATE_BYTES = 1 << 20  # about 3000 events per file; two files are kept
 POLL = 0.1  # seconds between looks at the journal while following
 
-TYPES = ("container", "image", "volume", "network", "daemon", "plugin", "service", "node", "secret", "config")
-FILTER_KEYS = ("container", "name", "image", "event", "label", "type", "volume", "network", "scope", "daemon")
+FILTER_KEYS = ("container", "name", "image", "event", "label", "type", "volume", "network", "scope")
 _FUZZY_EVENTS = ("health_status", "exec_create", "exec_start")  # matched as prefixes (docker #25798)
 
 
