@@ -65,6 +65,27 @@ def test_a_detached_container_reports_exec_rename_kill_and_its_exit(rl, bb):
     assert by["kill"]["signal"] == "9" and by["die"]["exitCode"] == "137" and by["destroy"]["name"] == "ev2b"
 
 
+def test_a_failed_start_reports_its_die(rl, bb):
+    t0 = since_now()
+    r = rl("run", "--rm", *NONE, "--name", "ev4", bb, "/no/such/program")
+    assert r.returncode == 127, r
+    got = [(m["Action"], m["Actor"]["Attributes"].get("exitCode")) for m in past(rl, t0, "--filter", "container=ev4")]
+    assert got == [("create", None), ("attach", None), ("die", "127"), ("destroy", None)], got
+
+
+def test_stop_and_restart_report_dockers_sequence(rl, bb):
+    t0 = since_now()
+    rl.ok("run", "-d", *NONE, "--name", "ev3", bb, "sleep", "60")  # pid 1 ignores SIGTERM: -t 0 kills
+    rl.ok("restart", "-t", "0", "ev3")
+    rl.ok("stop", "-t", "0", "ev3")
+    got = []
+    for m in past(rl, t0, "--filter", "container=ev3"):
+        a = m["Actor"]["Attributes"]
+        got.append(" ".join([m["Action"]] + [a[k] for k in ("signal", "exitCode") if k in a]))
+    stop = ["kill 15", "kill 9", "die 137", "stop"]
+    assert got == ["create", "start"] + stop + ["start", "restart"] + stop, got
+
+
 def test_since_until_windows(rl, bb):
     t0 = since_now()
     rl.ok("run", "--rm", *NONE, "--name", "first", bb, "true")
@@ -118,6 +139,8 @@ def test_filters_and_formats(rl, bb):
     # {{json .}}: the message as the Engine API sends it (the JSON names, not the Go ones)
     (m,) = json_lines(out("--format", "{{json .}}", "--filter", "event=create", "--filter", "name=fb"))
     assert list(m) == ["status", "id", "from", "Type", "Action", "Actor", "scope", "time", "timeNano"]
+    assert rl.ok("system", "events", "--since", t0, "--until", until, "--filter", "event=die").stdout == \
+        out("--filter", "event=die") != ""
     for bad in (("--filter", "colour=red"), ("--since", "yesterday"), ("--format", "{{.Nope")):
         r = rl("events", "--until", "0s", *bad)
         assert r.returncode == 125 and r.stderr.startswith("error: "), r

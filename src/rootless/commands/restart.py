@@ -13,12 +13,13 @@ def add_arguments(p) -> None:
 def main(args, ctx) -> int:
     from rootless import state
     from rootless.commands.stop import each
-    from rootless.engine import containers
+    from rootless.engine import containers, events
 
     def one(ref: str) -> None:
         containers.stop(ctx.config, ref, args.time, args.signal)
         store = state.Store(ctx.config.data_root)
         rec = store.resolve(ref)
         containers.start_detached(ctx.config, ctx.config_file, store, rec)
+        events.container(ctx.config, rec, "restart")
 
     return each(args.containers, one)

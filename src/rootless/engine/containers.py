@@ -141,6 +141,7 @@ def stop(config, ref: str, timeout: Optional[int] = None, sig: Optional[str] = N
         pid = _live_pid(store, cid)
         if pid and pid != signalled:
             _signal(pid, signum)
+            events.container(config, rec, "kill", signal=int(signum))  # docker's stop: kill, die, stop
             signalled = pid
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
@@ -151,6 +152,7 @@ def stop(config, ref: str, timeout: Optional[int] = None, sig: Optional[str] = N
     pid = _live_pid(store, cid)
     if pid:
         _signal(pid, signal.SIGKILL)
+        events.container(config, rec, "kill", signal=int(signal.SIGKILL))
     if not wait_stopped(store, cid, 30.0):
         raise RootlessError(f"stop container `{_name(rec)}`: it is still running after SIGKILL",
                             "see `rootless ps -a`; `rootless rm -f` removes it")
@@ -181,7 +183,7 @@ def kill(config, ref: str, sig: str = "SIGKILL") -> str:
     if not s.get("Running") or not st.is_alive(s):
         raise RootlessError(f"kill container `{_name(rec)}`: it is not running", "start it first", exit_code=1)
     _signal(int(s["Pid"]), signum)
-    events.container(config, rec, "kill", signal=signum)
+    events.container(config, rec, "kill", signal=int(signum))
     return rec["Id"]
 
 

@@ -616,6 +616,7 @@ def finish(config, store: st.Store, rec: st.Record, code: int, error: str, clean
         s = rec["State"]
         s.update(Status="exited", Running=False, Pid=0, PidStartTime=0, ExitCode=code, Error=error,
                  FinishedAt=st.now())
+        events.container(config, rec, "die", reporter, exitCode=code)  # a failed start, an in-process run
         if rec["HostConfig"].get("AutoRemove"):
             remove(config, rec["Id"], force=True, store=store, rec=rec, reporter=reporter)
             if rec.get("Mounts"):  # docker's --rm takes the anonymous volumes too
