@@ -8,6 +8,8 @@
 - ``fixed_nano(ns)``: RFC3339NanoFixed, always nine digits: ``docker logs -t``.
 - ``parse_ns(text)``/``parse(text)``: any RFC 3339 time (fraction and offset optional; no offset
   is UTC) to ns/seconds since the epoch.
+- ``parse_timestamp_ns(text)``: a ``--since``/``--until`` value (RFC 3339, Unix time or a duration
+  such as ``10m``), as docker reads it; ``parse_duration_ns`` is Go's time.ParseDuration.
 """
 
 from __future__ import annotations
@@ -70,3 +72,53 @@ def parse(text: str) -> Optional[float]:
         return parse_ns(text) / 1e9
     except ValueError:
         return None
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+            "h": 3_600_000_000_000}
+
+
+def parse_duration_ns(text: str) -> int:
+    """Go's time.ParseDuration (``10m``, ``1h30m``, ``1.5s``, ``-2h``) -> ns; ValueError."""
+    s = text.strip()
+    sign = -1 if s.startswith("-") else 1
+    body = s.lstrip("+-") if s[:1] in "+-" else s
+    if body == "0":
+        return 0
+    pos, total = 0, 0.0
+    for m in _DURATION_RE.finditer(body):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
+        pos = m.end()
+    if not body or pos != len(body):
+        raise ValueError(f"`{text}` is not a duration")
+    return sign * int(total)
+
+
+def parse_timestamp_ns(text: str, now_ns: Optional[int] = None) -> int:
+    """A ``--since``/``--until`` value, as docker's timetypes.GetTimestamp reads it -> ns since the epoch.
+
+    Accepts a Unix time (``1700000000``, ``1700000000.5``), a duration before now (``10m``, ``1h30m``),
+    an RFC 3339 time (offset optional: none is UTC), or a date (``2026-12-02``). ValueError otherwise.
+    """
+    s = text.strip()
+    if re.fullmatch(r"\d+(\.\d{1,9})?", s):
+        whole, _, frac = s.partition(".")
+        return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+    try:
+        d = parse_duration_ns(s)
+    except ValueError:
+        pass
+    else:
+        return (time.time_ns() if now_ns is None else now_ns) - d
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", s):
+        s += "T00:00:00Z"
+    elif re.fullmatch(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d", s):
+        s += ":00"
+    try:
+        return parse_ns(s)
+    except ValueError:
+        raise ValueError(f"`{text}` is not a time: give an RFC 3339 time, a Unix timestamp or a duration "
+                         "such as 10m") from None

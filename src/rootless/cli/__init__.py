@@ -61,9 +61,10 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "network": ("network", "Manage networks"),
     # engine
     "info": ("info", "Display system-wide information"),
+    "events": ("events", "Get real time events from the engine (follows until ctrl-c or --until)"),
     "version": ("version", "Show the rootless version information"),
     "config": ("config", "Check or import the daemon.toml configuration"),
-    "system": ("system", "Manage rootless (df, prune, info, warm)"),
+    "system": ("system", "Manage rootless (df, prune, info, events, warm)"),
     "runtime": ("runtime", "The OCI low-level runtime (create, start, state, kill, delete, run)"),
     "helper": ("helper", "Run the root network helper (bridge mode)"),
     "serve": ("serve", "Serve the Docker Engine API on a unix socket"),
@@ -174,6 +175,14 @@ def _module_exists(mod: str) -> bool:
         return importlib.util.find_spec(f"rootless.commands.{mod}") is not None
     except (ImportError, ValueError):
         return False
+
+
+def command_module(word: str):
+    """The module of top-level command ``word`` (for aliases such as `image ls` or `system info`:
+    commands never import each other)."""
+    import importlib
+
+    return importlib.import_module("rootless.commands." + COMMANDS[word][0])
 
 
 def usage_text() -> str:

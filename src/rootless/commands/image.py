@@ -25,12 +25,9 @@ SUBCOMMANDS = {
 
 
 def _alias(word: str):
-    """The module of top-level command ``word``, found through the CLI's command table."""
-    import importlib
+    from rootless.cli import command_module
 
-    from rootless import cli
-
-    return importlib.import_module("rootless.commands." + cli.COMMANDS[word][0])
+    return command_module(word)
 
 
 def add_arguments(p) -> None:

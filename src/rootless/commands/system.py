@@ -1,4 +1,4 @@
-"""rootless system: df (disk usage), prune (unused data), info (an alias of `rootless info`), warm (the warm server)."""
+"""rootless system: df (disk usage), prune (unused data), info and events (aliases of `rootless info`/`events`), warm (the warm server)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def add_arguments(p) -> None:
     warm = sub.add_parser("warm", help="Show or stop the warm server that runs commands for you",
                           description="Show (status) or stop the per-user warm server (see rootless-system(1))")
     warm.add_argument("action", nargs="?", default="status", choices=("status", "stop"), help="status (default) or stop")
+    _events_command().add_arguments(sub.add_parser("events", help="Get real time events", description="Get real time events"))
     info = sub.add_parser("info", help="Display system-wide information", description="Display system-wide information")
     _info_command().add_arguments(info)
 
@@ -75,12 +76,17 @@ def prune_main(args, ctx) -> int:
 
 
 def _info_command():
-    """`system info` is `rootless info`: its module, found through the CLI's command table."""
-    import importlib
+    """`system info` is `rootless info`."""
+    from rootless.cli import command_module
 
-    from rootless import cli
+    return command_module("info")
 
-    return importlib.import_module("rootless.commands." + cli.COMMANDS["info"][0])
+
+def _events_command():
+    """`system events` is `rootless events`."""
+    from rootless.cli import command_module
+
+    return command_module("events")
 
 
 def main(args, ctx) -> int:
@@ -93,6 +99,8 @@ def main(args, ctx) -> int:
         return prune_main(args, ctx)
     if name == "warm":
         return warm_main(args)
+    if name == "events":
+        return int(_events_command().main(args, ctx) or 0)
     if name == "info":
         return int(_info_command().main(args, ctx) or 0)
     raise UsageError("system: a subcommand is needed", "see 'rootless system --help' (df, prune, info, warm)")

@@ -152,8 +152,12 @@ def kill(config: Config, ref: str, signal: str = "KILL") -> str:
 def restart(config: Config, ref: str, timeout: Optional[int] = None, signal: Optional[str] = None,
             config_file: Optional[str] = None) -> str:
     """docker restart: ``stop`` (as above), then ``start`` in the background. Returns its id."""
+    from rootless.engine import events
+
     stop(config, ref, timeout, signal)
-    return start(config, ref, config_file)
+    cid = start(config, ref, config_file)
+    events.container(config, cid, "restart")
+    return cid
 
 
 def pause(config: Config, ref: str) -> str:

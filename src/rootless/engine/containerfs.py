@@ -30,6 +30,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from rootless import state as st
+from rootless.engine import events
 from rootless.errors import RootlessError, UsageError
 from rootless.storage.base import is_whiteout, overlay_lookup
 
@@ -767,4 +768,5 @@ def commit(config, ref: str, repo: str = "", changes: Optional[List[str]] = None
     cfg_digest = istore.put_blob(cfg_bytes)
     new_layers = list(image.layers) + [LayerRecord(digest, "application/vnd.oci.image.layer.v1.tar", size, digest, size)]
     istore.add_image(cfg_digest, new_layers, refs=(full_ref,) if full_ref else ())
+    events.container(config, rec, "commit", comment=message, imageID=cfg_digest, imageRef=full_ref)
     return cfg_digest

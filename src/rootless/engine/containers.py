@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from rootless import state as st
+from rootless.engine import events
 from rootless.engine.hostflags import parse_log_config, parse_restart  # noqa: F401  (callers of containers.*)
 from rootless.errors import NotFound, RootlessError, UsageError
 from rootless.procs import parse_signal  # noqa: F401  (callers of containers.*)
@@ -131,18 +132,22 @@ def stop(config, ref: str, timeout: Optional[int] = None, sig: Optional[str] = N
         pid = _live_pid(store, cid)
         if pid and pid != signalled:
             _signal(pid, signum)
+            events.container(config, rec, "kill", signal=int(signum))  # docker's stop: kill, die, stop
             signalled = pid
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
             break
         if wait_stopped(store, cid, 0.5 if left is None else min(0.5, left)):
+            events.container(config, rec, "stop")
             return cid
     pid = _live_pid(store, cid)
     if pid:
         _signal(pid, signal.SIGKILL)
+        events.container(config, rec, "kill", signal=int(signal.SIGKILL))
     if not wait_stopped(store, cid, 30.0):
         raise RootlessError(f"stop container `{_name(rec)}`: it is still running after SIGKILL",
                             "see `rootless ps -a`; `rootless rm -f` removes it")
+    events.container(config, rec, "stop")
     return cid
 
 
@@ -169,6 +174,7 @@ def kill(config, ref: str, sig: str = "SIGKILL") -> str:
     if not s.get("Running") or not st.is_alive(s):
         raise RootlessError(f"kill container `{_name(rec)}`: it is not running", "start it first", exit_code=1)
     _signal(int(s["Pid"]), signum)
+    events.container(config, rec, "kill", signal=int(signum))
     return rec["Id"]
 
 
@@ -250,6 +256,7 @@ def rename(config, ref: str, new: str) -> None:
             cur = store.load(rec["Id"])
             cur["Name"] = "/" + name
             store.save(cur)
+    events.container(config, cur, "rename", oldName=rec["Name"])
 
 
 # --- pause ----------------------------------------------------------------------------------------------
@@ -286,6 +293,7 @@ def pause(config, ref: str, freeze: bool = True) -> str:
         cur = store.load(rec["Id"])
         cur["State"].update(Paused=freeze, Status="paused" if freeze else "running")
         store.save(cur)
+    events.container(config, cur, "pause" if freeze else "unpause")
     return rec["Id"]
 
 
@@ -630,12 +638,17 @@ def exec_in(config, ref: str, opts: ExecOptions, stdio=None, on_pid: Optional[Ca
     stdio = Stdio(stdio.stdin, stdio.stdout, stdio.stderr, bool(opts.tty), stdio.winsize_from)
     xspec = rexec.ExecSpec(pid, process, user=opts.user or rec["Config"].get("User") or "", set_home=bool(opts.user),
                            stdio=stdio, detach=opts.detach, seccomp=program, proc=proc)
+    xid, what = os.urandom(32).hex(), ": " + " ".join(opts.cmd)  # docker's exec events name the command
+    events.container(config, rec, "exec_create" + what, execID=xid)
     started = rexec.spawn(xspec, ns_paths, on_fork=lambda: _join_cgroup(rec), on_pid=on_pid)
+    events.container(config, rec, "exec_start" + what, execID=xid)
     if opts.detach:
         return 0
     if attach is not None:
         attach(started)
-    return started.wait()
+    code = started.wait()
+    events.container(config, rec, "exec_die", execID=xid, exitCode=code)
+    return code
 
 
 def _join_cgroup(rec: st.Record) -> None:  # pragma: no cover - runs in the forked child

@@ -281,6 +281,9 @@ def pull(config: Any, name: str, *, platform: Optional[str] = None, quiet: bool 
         raise UsageError("pull --all-tags: not supported", "pull each tag by name")
     ref = reference.parse(name).with_default_tag()
     pull_.pull(config, name, platform=platform, quiet=quiet, out=out if out is not None else _Discard())
+    from rootless.engine import events
+
+    events.image_ref(config, "pull", name)
     return str(ref)
 
 
@@ -292,7 +295,11 @@ def push(config: Any, name: str, *, quiet: bool = False, out: Optional[IO[str]] 
 
     if all_tags:
         raise UsageError("push --all-tags: not supported", "push each tag by name")
-    return push_.push(config, name, quiet=quiet, out=out if out is not None else _Discard())
+    digest = push_.push(config, name, quiet=quiet, out=out if out is not None else _Discard())
+    from rootless.engine import events
+
+    events.image_ref(config, "push", name)
+    return digest
 
 
 # --- tag, remove, prune ------------------------------------------------------------------------------
@@ -309,6 +316,9 @@ def tag(config: Any, source: str, target: str) -> None:
         raise UsageError(f"tag `{target}`: refusing to create a tag with a digest reference",
                          "a tag is NAME[:TAG]; digests come from the registry")
     store.tag(img.id, str(t.with_default_tag()))
+    from rootless.engine import events
+
+    events.image(config, "tag", img.id, reference.familiar_string(str(t.with_default_tag())))
 
 
 @dataclass(frozen=True)
@@ -320,6 +330,18 @@ class Deleted:
 
 
 def remove(config: Any, name: str, force: bool = False) -> List[Deleted]:
+    """``rmi NAME``: see _remove; an ``untag`` event per tag removed and ``delete`` for the image."""
+    from rootless.engine import events
+
+    img_id = getattr(_store(config).lookup(name), "id", "")
+    items = _remove(config, name, force)
+    for d in items:
+        if d.kind == "Untagged" or d.ref == img_id:  # docker: the image id as actor and name
+            events.image(config, "untag" if d.kind == "Untagged" else "delete", img_id, img_id)
+    return items
+
+
+def _remove(config: Any, name: str, force: bool = False) -> List[Deleted]:
     """``rmi NAME`` with docker's rules: by reference it untags (the image goes with its last tag);
     by id it untags all and deletes. An image that a container uses, or (by id) one in several
     repositories, is a conflict unless ``force`` (forced, a used image stays, untagged)."""
@@ -427,6 +449,9 @@ def save(config: Any, names: Sequence[str], path: Optional[str] = None, stream: 
         if stream is None:
             raise UsageError("save: nowhere to write the archive", "give a path or a stream")
         archive.save(config, list(names), None, stdout=stream)
+    from rootless.engine import events
+
+    events.images(config, "save", names)
 
 
 def load(config: Any, path: Optional[str] = None, stream: Optional[IO[bytes]] = None) -> List[str]:
@@ -439,7 +464,7 @@ def load(config: Any, path: Optional[str] = None, stream: Optional[IO[bytes]] = 
     if path:
         if not os.path.exists(path):
             raise RootlessError(f"load `{path}`: no such file", "check the path given with -i")
-        return archive.load(config, path)
+        return _loaded(config, archive.load(config, path))
     if stream is None:
         raise UsageError("load: nothing to read the archive from", "give a path or a stream")
     import shutil
@@ -451,9 +476,16 @@ def load(config: Any, path: Optional[str] = None, stream: Optional[IO[bytes]] = 
     try:
         with os.fdopen(fd, "wb") as f:
             shutil.copyfileobj(stream, f, 1 << 20)
-        return archive.load(config, tmp)
+        return _loaded(config, archive.load(config, tmp))
     finally:
         os.unlink(tmp)
+
+
+def _loaded(config: Any, lines: List[str]) -> List[str]:
+    from rootless.engine import events
+
+    events.images(config, "load", [line.split(": ", 1)[-1] for line in lines])
+    return lines
 
 
 # --- sizes for `system df` -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rootless import state as st
+from rootless.engine import events
 from rootless.errors import EXIT_ENGINE, NotFound, RootlessError
 from rootless.oci import spec as ocispec
 from rootless.report import Reporter
@@ -118,7 +119,9 @@ def get_image(config, ref: str, policy: str = "missing", platform: Optional[str]
     if policy == "missing" and not quiet:
         out.write(f"Unable to find image '{ref}' locally\n")
         out.flush()
-    return pull.pull(config, ref, platform=platform, quiet=quiet, out=out)
+    img = pull.pull(config, ref, platform=platform, quiet=quiet, out=out)
+    events.image_ref(config, "pull", ref)
+    return img
 
 
 _LAYERS_SEEN: Dict[Tuple[str, str], List[str]] = {}
@@ -411,6 +414,7 @@ def create(config, opts: CreateOptions, *, reporter: Reporter, out=None) -> st.R
         except RootlessError:
             pass
         raise
+    events.container(config, rec, "create", reporter)
     return rec
 
 
@@ -612,6 +616,7 @@ def finish(config, store: st.Store, rec: st.Record, code: int, error: str, clean
         s = rec["State"]
         s.update(Status="exited", Running=False, Pid=0, PidStartTime=0, ExitCode=code, Error=error,
                  FinishedAt=st.now())
+        events.container(config, rec, "die", reporter, exitCode=code)  # a failed start, an in-process run
         if rec["HostConfig"].get("AutoRemove"):
             remove(config, rec["Id"], force=True, store=store, rec=rec, reporter=reporter)
             if rec.get("Mounts"):  # docker's --rm takes the anonymous volumes too
@@ -676,6 +681,7 @@ def start_record(config, store: st.Store, rec: st.Record, *, reporter: Reporter,
     except _StartFailed as f:
         finish(config, store, rec, f.code, f.message, lambda: None, reporter=reporter)
         raise f.error
+    events.container(config, rec, "start", reporter)
     return Started(config, store, rec, proc, cleanup, reporter)
 
 
@@ -934,6 +940,7 @@ def _remove_locked(config, store: st.Store, rec: st.Record, force: bool, reporte
         if os.path.lexists(drv.container_dir(cid)):
             drv.cleanup(cid)
     store.remove(cid)
+    events.container(config, rec, "destroy", reporter)
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:

@@ -33,6 +33,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from rootless import procs
+from rootless.engine import events
 from rootless.report import StreamReporter
 
 # The monitor's face for the engine's warnings (teardown problems, fallbacks): its stderr, which is
@@ -190,6 +191,8 @@ def start_mode(config_file: str, cid: str, status_fd: int, restarts: int = 0, de
         else:
             rec = store.load(cid)
         log = _log_options(rec)
+        if attach is not None:  # docker's order for a foreground run: create, attach, start, die
+            events.container(cfg, rec, "attach", _LOG)
         c = rec["Config"]
         streams = _Streams(bool(c.get("Tty")), bool(c.get("OpenStdin")), log is not None or attach is not None,
                            attach.winsize if attach is not None else None)
@@ -430,6 +433,7 @@ def _after_exit(w: Dict[str, Any], code: int, started, attach=None) -> int:
     except Exception as e:  # noqa: BLE001 - the exit code matters more; keep a trace
         _LOG.warn(f"clean up after the container: {e}")
     _reap_others()
+    events.container(w["data_root"], cid, "die", _LOG, exitCode=code, execDuration=int(time.monotonic() - float(w["t0"])))
     if started is not None and started.rec["HostConfig"].get("AutoRemove"):
         # --rm (never restarted): straight to the removal, as the in-process engine.finish does
         from rootless import config as cfgmod

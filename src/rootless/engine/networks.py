@@ -50,6 +50,9 @@ def create(config: Any, spec: NetworkSpec) -> Info:
 
     net = usernet.create(config.data_root, spec.name, subnet=spec.subnet, gateway=spec.gateway,
                          internal=spec.internal, labels=dict(spec.labels))
+    from rootless.engine import events
+
+    events.emit(config, "network", "create", net["Id"], {"name": net["Name"], "type": "bridge"})
     return usernet.inspect_dict(net)
 
 
@@ -108,7 +111,12 @@ def remove(config: Any, name: str, force: bool = False) -> Optional[str]:
                             exit_code=1)
     if force and usernet.find(config.data_root, name) is None:
         return None
-    return usernet.remove(config.data_root, config.exec_root, name)
+    from rootless.engine import events
+
+    net_id = (usernet.find(config.data_root, name) or {}).get("Id") or name
+    gone = usernet.remove(config.data_root, config.exec_root, name)
+    events.emit(config, "network", "destroy", net_id, {"name": gone, "type": "bridge"})
+    return gone
 
 
 def prune(config: Any) -> List[str]:
@@ -138,6 +146,9 @@ def connect(config: Any, network: str, container: str) -> None:
     usernet.attach(config.data_root, config.exec_root, net["Id"], int(rec["State"]["Pid"]), container_id=rec["Id"],
                    name=(rec.get("Name") or "").lstrip("/"), hostname=(rec.get("Config") or {}).get("Hostname") or "",
                    hosts_path=rec.get("HostsPath") or "")
+    from rootless.engine import events
+
+    events.emit(config, "network", "connect", net["Id"], {"container": rec["Id"], "name": net["Name"], "type": "bridge"})
 
 
 def disconnect(config: Any, network: str, container: str, force: bool = False) -> None:
@@ -155,3 +166,6 @@ def disconnect(config: Any, network: str, container: str, force: bool = False) -
     if problems:
         raise RootlessError(f"disconnect container `{cname}` from network `{net['Name']}`: {problems[0]}",
                             "see `rootless network inspect " + net["Name"] + "`")
+    from rootless.engine import events
+
+    events.emit(config, "network", "disconnect", net["Id"], {"container": rec["Id"], "name": net["Name"], "type": "bridge"})

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rootless import paths, timefmt
+from rootless.engine import events
 from rootless.errors import NotFound, RootlessError, UsageError
 from rootless.storage.base import is_opaque, is_whiteout
 
@@ -148,6 +149,7 @@ class VolumeStore:
         os.mkdir(os.path.join(d, "_data"), 0o755)
         meta = {"CreatedAt": timefmt.now_seconds(), "Labels": labels or {}, "Anonymous": anonymous}
         paths.atomic_write(os.path.join(d, "opts.json"), json.dumps(meta).encode(), mode=0o600)
+        events.emit(os.path.dirname(self.root), "volume", "create", name, {"driver": "local"})
         return name, True
 
     def meta(self, name: str) -> Dict[str, Any]:
@@ -178,6 +180,7 @@ class VolumeStore:
         if not os.path.isdir(d):
             raise NotFound(f"remove volume `{name}`: no such volume", "see `rootless volume ls`")
         _rmtree(d, ids)
+        events.emit(os.path.dirname(self.root), "volume", "destroy", name, {"driver": "local"})
 
 
 def in_use(data_root: str) -> Dict[str, List[str]]:
